@@ -1,0 +1,1 @@
+"""Benchmarks: seeded workloads, medians, ratios measured in the same run (never absolute times)."""

@@ -1,0 +1,1 @@
+"""Seeded sample data the demo, tests and benchmarks generate (nothing is downloaded)."""

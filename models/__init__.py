@@ -1,0 +1,1 @@
+"""Everything that learns: River online models, batch training and validation, ONNX export (see ARCHITECTURE.md)."""
