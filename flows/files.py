@@ -8,8 +8,10 @@ or `tidegate ingest PATH... --db FILE`. One DuckDB writer: the sink has a single
 
 from __future__ import annotations
 
+import shutil
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,10 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import run_main
 
+from engine.errors import TidegateError, UsageError
 from engine.ingest import Checked, FileChunk, FileEnd, Ledger, check_batch, discover, read_file
 from engine.ingest.files import utc_now
 from engine.ingest.pipeline import WriteBehind, prefetch
@@ -136,12 +140,50 @@ def ingest_paths(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     run_id: str | None = None,
     on_progress: Any = None,
+    recovery_dir: Path | None = None,
+    snapshot_every: timedelta = timedelta(seconds=2),
 ) -> RunReport:
-    """Run the files flow to the end in this process (one worker) and report what it did."""
+    """Run the files flow to the end in this process (one worker) and report what it did.
+
+    With `recovery_dir`, Bytewax snapshots every `snapshot_every`; if the process dies, the same call with
+    the same folder resumes the same run (its id is kept there) from the last snapshot: sinks are
+    idempotent, so nothing is stored twice. A finished run clears the folder."""
     get_schema(schema)  # a usage error before any work
-    run = run_id or uuid.uuid4().hex[:12]
+    if batch_rows < 1:
+        msg = f"--batch-rows must be at least 1, got {batch_rows}"
+        raise UsageError(msg)
     hooks = {"on_progress": on_progress} if on_progress else {}
-    run_main(build_flow(list(paths), db=db, schema=schema, run_id=run, batch_rows=batch_rows, **hooks))
+    recovery = None
+    if recovery_dir is not None:
+        run_id, recovery = _recovery(recovery_dir, run_id)
+    run = run_id or uuid.uuid4().hex[:12]
+    flow = build_flow(list(paths), db=db, schema=schema, run_id=run, batch_rows=batch_rows, **hooks)
+    with Store(db) as store:  # fail fast, with a clear message, when the database cannot be written
+        store.ensure(get_schema(schema))
+    try:
+        run_main(flow, epoch_interval=snapshot_every, recovery_config=recovery)
+    except Exception as exc:
+        # Bytewax wraps an operator's exception in its own; surface ours with its actionable message.
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, TidegateError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
     if on_progress:
         sys.stderr.write("\n")
+    if recovery_dir is not None:
+        shutil.rmtree(recovery_dir)
     return RunReport.from_store(db, run, schema)
+
+
+def _recovery(folder: Path, run_id: str | None) -> tuple[str, RecoveryConfig]:
+    """Resume the run recorded in `folder`, or start one there."""
+    marker = folder / "run_id"
+    if marker.exists():
+        return marker.read_text().strip(), RecoveryConfig(str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    run = run_id or uuid.uuid4().hex[:12]
+    init_db_dir(folder, 1)
+    marker.write_text(run)
+    return run, RecoveryConfig(str(folder))

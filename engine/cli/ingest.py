@@ -24,6 +24,12 @@ def register(sub: Any) -> None:
     add_schema(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--batch-rows", type=int, default=100_000, help="records per batch (default 100000)")
+    p.add_argument(
+        "--recovery-dir",
+        type=Path,
+        metavar="DIR",
+        help="snapshot progress here; after a crash, the same command resumes the same run",
+    )
     p.set_defaults(run=run)
 
 
@@ -36,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         args.schema,
         batch_rows=args.batch_rows,
         on_progress=progress_printer(not args.json),
+        recovery_dir=args.recovery_dir,
     )
     if args.json:
         sys.stdout.write(msgspec.json.encode(report).decode() + "\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.cli.common import add_db, add_schema, db_path, parse_duration
-from engine.errors import UsageError
+from engine.errors import StorageError, UsageError
 
 
 def register(sub: Any) -> None:
@@ -63,13 +63,20 @@ def run(args: argparse.Namespace) -> int:
         print(out, flush=True)
         return len(files)
 
+    def patiently() -> None:
+        """A long-running watcher outlives a reader holding the database: it says so and tries again."""
+        try:
+            once()
+        except StorageError as exc:
+            print(f"tidegate watch: {exc}; will retry", file=sys.stderr, flush=True)
+
     if args.once:
         once()
         return 0
     if every is not None:
         print(f"watching {args.dir} every {args.every} -> {db} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         while True:
-            once()
+            patiently()
             time.sleep(every)
     from watchfiles import watch
 

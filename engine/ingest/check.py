@@ -26,32 +26,34 @@ class Checked:
     unknown_columns: list[str] = field(default_factory=list)
 
 
-def map_columns(schema: Schema, columns: list[str]) -> tuple[dict[str, str], list[str]]:
-    """({original name: field name}, extra columns). The exact field name wins over an alias; a later
-    column that maps to an already-taken field is an extra column, reported as 'name (duplicate of field)'."""
-    chosen: dict[str, str] = {}
-    by_field: dict[str, str] = {}
-    unknown: list[str] = []
-    cleaned = {c: clean_column_name(c) for c in columns}
-    # Exact names first, then aliases in column order.
-    for exact in (True, False):
-        for col in columns:
-            if col in chosen:
-                continue
-            name = cleaned[col]
-            target = name if exact and name in schema.names else (schema.canonical(name) if not exact else None)
-            if target is None:
-                continue
-            if target in by_field:
-                continue
-            chosen[col] = target
-            by_field[target] = col
+def map_columns(schema: Schema, columns: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """({field: [columns that can carry it, by priority]}, extra columns).
+
+    Priority is the per-record validator's: the field's own (cleaned) name, then its aliases in declaration
+    order, columns with the same cleaned name in file order; the first non-null value wins, row by row."""
+    by_clean: dict[str, list[str]] = {}
     for col in columns:
-        if col in chosen:
-            continue
-        target = schema.canonical(cleaned[col])
-        unknown.append(f"{col} (duplicate of {target})" if target else col)
-    return chosen, unknown
+        by_clean.setdefault(clean_column_name(col), []).append(col)
+    fields: dict[str, list[str]] = {}
+    used: set[str] = set()
+    for name in schema.names:
+        cols = [c for cand in schema.candidates(name) for c in by_clean.get(cand, [])]
+        if cols:
+            fields[name] = cols
+            used.update(cols)
+    return fields, [c for c in columns if c not in used]
+
+
+def _field_columns(frame: pl.DataFrame, fields: dict[str, list[str]]) -> pl.DataFrame:
+    exprs = []
+    for name, cols in fields.items():
+        if len(cols) == 1:
+            exprs.append(pl.col(cols[0]).alias(name))
+        else:
+            same = len({frame.schema[c] for c in cols}) == 1
+            parts = [pl.col(c) if same else pl.col(c).cast(pl.String) for c in cols]
+            exprs.append(pl.coalesce(parts).alias(name))
+    return frame.select(exprs)
 
 
 def check_batch(
@@ -64,8 +66,8 @@ def check_batch(
     decimal_comma: bool = False,
 ) -> Checked:
     """Cleanse and validate one batch; rejected rows keep their position and original text."""
-    rename, unknown = map_columns(schema, batch.frame.columns)
-    frame = batch.frame.select([pl.col(orig).alias(name) for orig, name in rename.items()])
+    fields, unknown = map_columns(schema, batch.frame.columns)
+    frame = _field_columns(batch.frame, fields)
     result = validate_frame(schema, frame, decimal_comma=decimal_comma, height=batch.frame.height)
     idx = result.rejected.get_column("index")
     positions = batch.positions(idx) if len(idx) else []

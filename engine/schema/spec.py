@@ -89,6 +89,11 @@ class Schema:
         msg = f"schema {self.name!r} has no field {name!r}"
         raise SchemaError(msg)
 
+    def candidates(self, name: str) -> tuple[str, ...]:
+        """Cleaned column names that can carry field `name`, by priority: the field's own name, then its
+        aliases in declaration order. The first one with a value wins (in both validators)."""
+        return (name, *(alias for alias, target in self.aliases.items() if target == name))
+
     def canonical(self, cleaned_name: str) -> str | None:
         """The schema field a cleaned column name stands for, or None when it is an extra column."""
         if cleaned_name in self.names:

@@ -179,10 +179,11 @@ class Store:
         self.con.execute(_REJECTS_DDL)
         cols = ", ".join(rejects.columns)
         # Idempotent per (run, source, position): a batch replayed after a crash is not dead-lettered twice.
+        # A file-level reject (position NULL) is one per file per run.
         replayable = {"run_id", "source", "position"} <= set(rejects.columns)
         where = (
-            " WHERE r.position IS NULL OR NOT EXISTS (SELECT 1 FROM rejects t WHERE t.run_id = r.run_id "
-            "AND t.source = r.source AND t.position = r.position)"
+            " WHERE NOT EXISTS (SELECT 1 FROM rejects t WHERE t.run_id = r.run_id "
+            "AND t.source = r.source AND t.position IS NOT DISTINCT FROM r.position)"
             if replayable
             else ""
         )
@@ -193,8 +194,11 @@ class Store:
             self.con.unregister("_rejects")
 
     def record_file(self, stats: FileStats) -> None:
+        """Upsert the file's row for this run (a resumed run replaces what a crashed attempt wrote)."""
         self.con.execute(_RUNS_DDL)
         self.con.execute(_TOTALS_VIEW)
+        self.con.execute("BEGIN")
+        self.con.execute("DELETE FROM ingest_runs WHERE run_id = ? AND source = ?", [stats.run_id, stats.source])
         self.con.execute(
             "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -214,6 +218,7 @@ class Store:
                 stats.duration_s,
             ],
         )
+        self.con.execute("COMMIT")
 
     # -- reads ------------------------------------------------------------------------------------------
     def run_files(self, run_id: str) -> list[FileStats]:

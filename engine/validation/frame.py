@@ -138,7 +138,7 @@ def _full(spec: FieldSpec, col: pl.Series, *, decimal_comma: bool = False) -> tu
         ).to_series()
         dtype = pl.Float64 if spec.kind == "float" else pl.Datetime("us", "UTC")
         return _nulls(len(col), dtype), code
-    text = _as_text(col).str.strip_chars()
+    text = _as_text(col).str.strip_chars(rules.WHITESPACE)
     missing = text.is_null() | text.str.contains(rules.MISSING_RE)
     text = pl.select(pl.when(missing).then(None).otherwise(text)).to_series()
     if spec.kind == "string":
@@ -318,7 +318,7 @@ def _fast(spec: FieldSpec, col: pl.Series, decimal_comma: bool) -> tuple[pl.Seri
         if spec.pattern:
             fine = fine & col.str.contains(spec.pattern)
         if _admits_padding(spec.pattern):
-            fine = fine & ~col.str.contains(r"^\s|\s$")
+            fine = fine & ~col.str.contains(rules.PADDED_RE)
         fine = fine.fill_null(False)
         return col, ~fine
     return _fast_timestamps(spec, col)
@@ -327,7 +327,7 @@ def _fast(spec: FieldSpec, col: pl.Series, decimal_comma: bool) -> tuple[pl.Seri
 @functools.cache
 def _admits_padding(pattern: str | None) -> bool:
     """Whether a value matching `pattern` may start or end with whitespace (then it needs trimming)."""
-    return pattern is None or any(re.search(pattern, t) for t in (" a", "a ", "\ta", "a\t", " ", "\t"))
+    return pattern is None or any(re.search(pattern, c + "a") or re.search(pattern, "a" + c) for c in rules.WHITESPACE)
 
 
 def _fast_timestamps(spec: FieldSpec, col: pl.Series) -> tuple[pl.Series, pl.Series]:

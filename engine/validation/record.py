@@ -35,11 +35,15 @@ def validate_record(schema: Schema, record: Any, *, decimal_comma: bool = False)
     """Cleanse and validate one decoded record; return the typed record or the Problem."""
     if not isinstance(record, Mapping):
         return Problem(rules.NOT_AN_OBJECT, f"expected a JSON object, got {type(record).__name__}")
-    texts: dict[str, str | None] = {}
+    by_name: dict[str, object] = {}
     for key, value in record.items():
-        canonical = schema.canonical(rules.clean_column_name(str(key)))
-        if canonical is not None and (canonical not in texts or key == canonical):
-            texts[canonical] = rules.to_text(value)
+        name = rules.clean_column_name(str(key))
+        if value is not None and name not in by_name:
+            by_name[name] = value
+    texts: dict[str, str | None] = {}
+    for spec in schema.fields:
+        found = next((by_name[c] for c in schema.candidates(spec.name) if c in by_name), None)
+        texts[spec.name] = rules.to_text(found)
     values: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
     for spec in schema.fields:
@@ -58,7 +62,7 @@ def validate_record(schema: Schema, record: Any, *, decimal_comma: bool = False)
 
 def check_text(spec: FieldSpec, raw: str | None, *, decimal_comma: bool = False) -> tuple[Any, str | None]:
     """(cleansed value, None) or (None, reason code) for one field's text."""
-    text = None if raw is None else raw.strip()
+    text = None if raw is None else raw.strip(rules.WHITESPACE)
     if text is None or text.lower() in rules.MISSING_TOKENS:
         return None, (rules.MISSING_FIELD if spec.required else None)
     if spec.kind == "string":

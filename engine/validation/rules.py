@@ -37,6 +37,14 @@ REASONS: Final = {
     UNREADABLE_FILE: "the whole file cannot be read (empty, unknown format, truncated, undecodable)",
 }
 
+# What "trimming" removes: Unicode White_Space (as Polars/Rust define it; Python's str.strip() would also
+# remove \x1c-\x1f, so both validators strip exactly this set).
+WHITESPACE: Final = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+PADDED_RE: Final = "^[" + WHITESPACE + "]|[" + WHITESPACE + "]$"
+
 # Strings that mean "missing", compared after trimming, in any case.
 MISSING_RE: Final = r"(?i)^(|na|n/a|null|nan|none)$"
 MISSING_TOKENS: Final = frozenset({"", "na", "n/a", "null", "nan", "none"})
@@ -58,7 +66,7 @@ EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def clean_column_name(name: str) -> str:
     """Lower-case, trim, drop a BOM, spaces and hyphens to underscores: ' Temp-C ' -> 'temp_c'."""
-    out = name.replace("\ufeff", "").strip().lower()
+    out = name.replace("\ufeff", "").strip(WHITESPACE).lower()
     return "_".join(out.replace("-", " ").split())
 
 
