@@ -81,10 +81,11 @@ def run(args: argparse.Namespace) -> int:
     from watchfiles import watch
 
     print(f"watching {args.dir} for new files -> {db} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    once()
-    # Re-scan on every change notice, and a little later too, so files that were still settling get picked.
+    patiently()
+    # Re-scan on every change notice, and a little later too, so files that were still settling (or that met a
+    # locked database) get picked.
     for _ in watch(
         args.dir, debounce=200, step=100, rust_timeout=int(max(pending.settle_s, 0.5) * 2000), yield_on_timeout=True
     ):
-        once()
+        patiently()
     return 0

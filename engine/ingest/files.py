@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,10 +87,9 @@ def read_file(
     source = str(path)
     received = 0
     seq = 0
-    digest: str | None = None
     fmt: str | None = None
+    hashing = _Sha256InBackground(path)  # overlaps with reading; hashlib releases the GIL
     try:
-        digest = sha256_file(path)
         reader = FileReader(path, batch_rows)
         fmt = reader.detected.label
         for batch in reader.batches():
@@ -99,9 +99,11 @@ def read_file(
             seq += 1
     except UnreadableFileError as exc:
         status = "partial" if seq else "unreadable"
+        digest = hashing.result()
         yield FileEnd(source, digest, fmt, received + 1, started, clock(), status, exc.reason, exc.message, seq)
         return
     except OSError as exc:
+        digest = hashing.result()
         yield FileEnd(
             source,
             digest,
@@ -115,4 +117,21 @@ def read_file(
             seq,
         )
         return
-    yield FileEnd(source, digest, fmt, received, started, clock(), chunks=seq)
+    yield FileEnd(source, hashing.result(), fmt, received, started, clock(), chunks=seq)
+
+
+class _Sha256InBackground:
+    def __init__(self, path: Path) -> None:
+        self._digest: str | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), name="tidegate-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            self._digest = sha256_file(path)
+        except OSError:
+            self._digest = None  # the reader reports why the file cannot be read
+
+    def result(self) -> str | None:
+        self._thread.join()
+        return self._digest
