@@ -180,32 +180,18 @@ class FileReader:
             msg = f"a JSON file must hold an array of objects, found a top-level {type(doc).__name__}"
             raise UnreadableFileError(UNREADABLE_FILE, msg)
         enc = msgspec.json.Encoder()
-        for start in range(0, len(doc), self.batch_rows):
-            chunk = doc[start : start + self.batch_rows]
-            rows, raws, errors = [], [], []
-            positions: list[int] = []
-            for i, obj in enumerate(chunk, start + 1):
-                if isinstance(obj, dict):
-                    rows.append(obj)
-                    positions.append(i)
-                    raws.append(enc.encode(obj).decode())
-                else:
-                    errors.append(_not_object(f"record {i}", enc.encode(obj).decode(), obj))
-            yield RawBatch(
-                _text_frame(rows),
-                pl.Series("number", positions, pl.Int64),
-                "record",
-                pl.Series("raw", raws, pl.String),
-                errors,
-            )
+        batch = _JsonBatch("record")
+        for i, obj in enumerate(doc, 1):
+            batch.add(i, obj, enc.encode(obj).decode())
+            if batch.size >= self.batch_rows:
+                yield batch.flush()
+        if batch.size:
+            yield batch.flush()
 
     # -- NDJSON ---------------------------------------------------------------------------------------
     def _ndjson(self) -> Iterator[RawBatch]:
         decode = msgspec.json.Decoder().decode
-        rows: list[dict[str, Any]] = []
-        positions: list[int] = []
-        raws: list[str] = []
-        errors: list[ParseError] = []
+        batch = _JsonBatch("line")
         with open_stream(self.path, self.detected.gzipped) as fh:
             lineno = 0
             while True:
@@ -224,33 +210,13 @@ class FileReader:
                     continue
                 text = body.decode("utf-8", errors="replace")
                 try:
-                    obj = decode(body)
+                    batch.add(lineno, decode(body), text)
                 except msgspec.DecodeError as exc:
-                    errors.append(ParseError(f"line {lineno}", text, BAD_JSON, f"not valid JSON: {exc}"))
-                else:
-                    if isinstance(obj, dict):
-                        rows.append(obj)
-                        positions.append(lineno)
-                        raws.append(text)
-                    else:
-                        errors.append(_not_object(f"line {lineno}", text, obj))
-                if len(rows) + len(errors) >= self.batch_rows:
-                    yield RawBatch(
-                        _text_frame(rows),
-                        pl.Series("number", positions, pl.Int64),
-                        "line",
-                        pl.Series("raw", raws, pl.String),
-                        errors,
-                    )
-                    rows, positions, raws, errors = [], [], [], []
-        if rows or errors:
-            yield RawBatch(
-                _text_frame(rows),
-                pl.Series("number", positions, pl.Int64),
-                "line",
-                pl.Series("raw", raws, pl.String),
-                errors,
-            )
+                    batch.errors.append(ParseError(f"line {lineno}", text, BAD_JSON, f"not valid JSON: {exc}"))
+                if batch.size >= self.batch_rows:
+                    yield batch.flush()
+        if batch.size:
+            yield batch.flush()
 
     # -- Parquet --------------------------------------------------------------------------------------
     def _parquet(self) -> Iterator[RawBatch]:
@@ -277,8 +243,44 @@ class FileReader:
             raise UnreadableFileError(UNREADABLE_FILE, msg) from exc
 
 
-def _not_object(position: str, text: str, obj: object) -> ParseError:
-    return ParseError(position, text, NOT_AN_OBJECT, f"expected a JSON object, got {type(obj).__name__}")
+class _JsonBatch:
+    """Decoded JSON records gathered into one RawBatch; a non-object is a parse error at its position."""
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+        self._reset()
+
+    def _reset(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.numbers: list[int] = []
+        self.raws: list[str] = []
+        self.errors: list[ParseError] = []
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) + len(self.errors)
+
+    def add(self, number: int, obj: object, text: str) -> None:
+        if isinstance(obj, dict):
+            self.rows.append(obj)
+            self.numbers.append(number)
+            self.raws.append(text)
+        else:
+            what = type(obj).__name__
+            self.errors.append(
+                ParseError(f"{self.unit} {number}", text, NOT_AN_OBJECT, f"expected a JSON object, got {what}")
+            )
+
+    def flush(self) -> RawBatch:
+        out = RawBatch(
+            _text_frame(self.rows),
+            pl.Series("number", self.numbers, pl.Int64),
+            self.unit,
+            pl.Series("raw", self.raws, pl.String),
+            self.errors,
+        )
+        self._reset()
+        return out
 
 
 def _text_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
