@@ -12,7 +12,14 @@ from collections.abc import Sequence
 
 from engine.errors import TidegateError
 
-_COMMANDS = ("engine.cli.ingest", "engine.cli.watch", "engine.cli.schemas", "engine.cli.demo")
+_COMMANDS = (
+    "engine.cli.ingest",
+    "engine.cli.watch",
+    "engine.cli.schemas",
+    "engine.cli.demo",
+    "engine.cli.train",
+    "engine.cli.models",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,8 @@ def register(sub: Any) -> None:
         "demo",
         help="run the whole path on generated data and print where to look",
         description="Generate a messy, seeded set of sensor files, ingest them into a fresh "
-        "DuckDB file, show the summary, some rows and some rejects, then ingest again to "
-        "show that nothing is stored twice.",
+        "DuckDB file, show the summary, some rows and some rejects, ingest again to show that nothing is "
+        "stored twice, then train a churn model, export it to ONNX and register it.",
     )
     p.add_argument("--dir", type=Path, default=Path(".demo"), help="working folder (default .demo, wiped)")
     p.add_argument("--rows", type=int, default=2000, help="good records per file (default 2000)")
@@ -56,7 +57,17 @@ def run(args: argparse.Namespace) -> int:
         f"received {second.received:,}  accepted {second.accepted}  rejected {second.rejected}  "
         f"duplicates {second.duplicates:,}"
     )
-    print(f"\nDone. Look at: {db} (duckdb {db} -c 'FROM ingest_run_totals'), the files in {files}/")
+
+    print("\n== 6. batch training: churn model selection, CV, report, one-graph ONNX export, registry")
+    from engine.registry import Registry
+    from models.training.demo import demo_train
+
+    registry = Registry(args.dir / "registry")
+    trained = demo_train(args.dir / "training", registry, now=dt.datetime.now(dt.UTC), seed=args.seed)
+    print(
+        f"\nDone. Look at: {db} (duckdb {db} -c 'FROM ingest_run_totals'), the files in {files}/, "
+        f"the training report {trained.paths['html']}, the registry {registry.root}/"
+    )
     return 0
 
 
