@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import UnreadableFileError, UsageError
+from engine.hashing import sha256_file
 from engine.io.readers import DEFAULT_BATCH_ROWS, FileReader, RawBatch
 
 Clock = Callable[[], dt.datetime]
@@ -64,14 +64,6 @@ def discover(paths: list[Path]) -> list[Path]:
 
 def _ignored(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts) or rel.name.endswith(_IGNORED_SUFFIXES)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_file(

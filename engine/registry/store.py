@@ -26,6 +26,7 @@ from pathlib import Path
 
 import msgspec
 
+from engine.hashing import sha256_file
 from engine.registry.errors import HistoryError, RegistryError, UnknownModelError
 from engine.registry.manifest import HistoryEntry, Manifest
 
@@ -39,14 +40,6 @@ _history_decoder = msgspec.json.Decoder(HistoryEntry)
 def default_registry_path() -> Path:
     """`$TIDEGATE_REGISTRY`, else ./registry (ARCHITECTURE.md conventions)."""
     return Path(os.environ.get("TIDEGATE_REGISTRY", "registry"))
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_name(name: str) -> str:
