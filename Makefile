@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests and demo use (added as issues need them).
-SYS_PACKAGES ?=
+SYS_PACKAGES ?= mosquitto mosquitto-clients chromium wrk
 
 .PHONY: demo test lint bench bench-quick sysdeps venv clean help
 

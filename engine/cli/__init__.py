@@ -19,6 +19,7 @@ _COMMANDS = (
     "engine.cli.demo",
     "engine.cli.train",
     "engine.cli.models",
+    "engine.cli.simulate", "engine.cli.run", "engine.cli.dashboard",  # IoT: issue 3
 )
 
 

@@ -14,8 +14,8 @@ import msgspec
 
 SCHEMA_VERSION = 1
 
-Kind = Literal["onnx", "river"]
-Task = Literal["classification", "regression"]
+Kind = Literal["onnx", "river", "arrays"]  # arrays: a .npz of plain arrays (the recommender)
+Task = Literal["classification", "regression", "recommendation"]
 
 
 class TensorSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,6 +36,22 @@ class DataInfo(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
     train_rows: int = 0
     test_rows: int = 0
+
+
+class ImageInput(msgspec.Struct, frozen=True, kw_only=True):
+    """How an image model's input tensor is made from an image file (image classifiers only).
+
+    Decode, convert to `color`, resize the whole image (no crop) to width × height with the Pillow `resize`
+    filter, then `(pixel - mean) / std` per channel with pixels in 0..255, laid out as `layout` (float32).
+    """
+
+    height: int
+    width: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    color: str = "RGB"  # Pillow mode
+    resize: str = "bilinear"  # Pillow resampling filter
+    layout: str = "NCHW"
 
 
 class Manifest(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,6 +78,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     parent: int | None = None  # the version that was live when this one was registered
     report: str | None = None  # where the training report was written
     notes: str = ""
+    image: ImageInput | None = None  # image classifiers: how an image becomes the input tensor
     schema_version: int = SCHEMA_VERSION
 
 

@@ -9,6 +9,9 @@ Tables
 - `rejects`: the dead letter (source, position, raw, reason, message, received_at, run_id, schema).
 - `ingest_runs`: one row per file per run with received/accepted/rejected/duplicates, unknown columns,
   format, sha256, duration, status. The view `ingest_run_totals` sums them per run.
+- `readings_1m` (closed per-device windows: count, and count/mean/min/max/std per measurement) and
+  `anomalies` (flagged readings): written by the IoT flow as upserts on their natural keys
+  ((device_id, window_start) and (device_id, ts, measurement)); small tables, so a PRIMARY KEY is fine.
 """
 
 from __future__ import annotations
@@ -63,6 +66,36 @@ SELECT run_id, min(started_at) AS started_at, max(finished_at) AS finished_at, c
        sum(received) AS received, sum(accepted) AS accepted, sum(rejected) AS rejected,
        sum(duplicates) AS duplicates
 FROM ingest_runs GROUP BY run_id"""
+
+
+_MEASUREMENTS = ("temperature_c", "humidity_pct", "pressure_hpa", "vibration_g")
+_WINDOW_STATS = ", ".join(
+    f"{m}_count BIGINT, {m}_mean DOUBLE, {m}_min DOUBLE, {m}_max DOUBLE, {m}_std DOUBLE" for m in _MEASUREMENTS
+)
+_WINDOWS_DDL = f"""
+CREATE TABLE IF NOT EXISTS readings_1m (
+    device_id VARCHAR NOT NULL,
+    window_start TIMESTAMPTZ NOT NULL,
+    window_end TIMESTAMPTZ NOT NULL,
+    count BIGINT NOT NULL,
+    {_WINDOW_STATS},
+    closed_at TIMESTAMPTZ,
+    PRIMARY KEY (device_id, window_start)
+)"""
+
+_ANOMALIES_DDL = """
+CREATE TABLE IF NOT EXISTS anomalies (
+    device_id VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    measurement VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,           -- 'spike' | 'stuck'
+    value DOUBLE,
+    score DOUBLE,
+    expected DOUBLE,
+    detector VARCHAR,
+    detected_at TIMESTAMPTZ,
+    PRIMARY KEY (device_id, ts, measurement)
+)"""
 
 
 def default_db_path() -> Path:
@@ -192,6 +225,27 @@ class Store:
             self.con.execute(f"INSERT INTO rejects ({cols}) SELECT {cols} FROM _rejects r{where}")
         finally:
             self.con.unregister("_rejects")
+
+    def upsert_windows(self, rows: pl.DataFrame) -> int:
+        """Store closed windows (columns as in `readings_1m`); a window stored again replaces itself."""
+        return self._upsert("readings_1m", _WINDOWS_DDL, rows, ["device_id", "window_start"])
+
+    def upsert_anomalies(self, rows: pl.DataFrame) -> int:
+        """Store flagged readings (columns as in `anomalies`); idempotent on (device_id, ts, measurement)."""
+        return self._upsert("anomalies", _ANOMALIES_DDL, rows, ["device_id", "ts", "measurement"])
+
+    def _upsert(self, table: str, ddl: str, rows: pl.DataFrame, key: list[str]) -> int:
+        self.con.execute(ddl)
+        if rows.height == 0:
+            return 0
+        rows = rows.unique(subset=key, keep="last", maintain_order=True)
+        cols = ", ".join(rows.columns)
+        self.con.register("_upsert", rows.to_arrow(compat_level=pl.CompatLevel.oldest()))
+        try:
+            self.con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols} FROM _upsert")
+        finally:
+            self.con.unregister("_upsert")
+        return rows.height
 
     def record_file(self, stats: FileStats) -> None:
         """Upsert the file's row for this run (a resumed run replaces what a crashed attempt wrote)."""

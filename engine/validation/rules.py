@@ -23,6 +23,7 @@ MALFORMED_ROW: Final = "malformed_row"  # a CSV row with the wrong number of fie
 BAD_JSON: Final = "bad_json"  # an NDJSON line that is not JSON
 NOT_AN_OBJECT: Final = "not_an_object"  # a JSON record that is not an object
 UNREADABLE_FILE: Final = "unreadable_file"  # the whole file cannot be read
+LATE: Final = "late"  # a valid reading that arrived after its event-time window closed (IoT flow)
 
 REASONS: Final = {
     MISSING_FIELD: "a required field is absent or empty",
@@ -35,6 +36,7 @@ REASONS: Final = {
     BAD_JSON: "a line or document that is not valid JSON",
     NOT_AN_OBJECT: "a JSON record that is not an object",
     UNREADABLE_FILE: "the whole file cannot be read (empty, unknown format, truncated, undecodable)",
+    LATE: "a valid reading that arrived after its window closed (beyond the allowed lateness)",
 }
 
 # What "trimming" removes: Unicode White_Space (as Polars/Rust define it; Python's str.strip() would also

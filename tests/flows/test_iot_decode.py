@@ -1,0 +1,64 @@
+"""The MQTT decoder's fast path gives the same verdict as the shared per-record validator."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from engine.connectors.decode import decode_batch, decode_reading
+from engine.connectors.messages import MessageBatch
+from engine.schema import SENSOR_READING, SensorReading
+from engine.sim import Fleet, FleetConfig
+from engine.validation import Problem, validate_record
+
+ODD = [
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z","temperature_c":21}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00+02:00","temperature_c":21.5}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00","temperature_c":21.5}',
+    b'{"device_id":" d1 ","ts":"2024-05-01T10:00:00Z","temperature_c":21.5}',
+    b'{"device":"d1","timestamp":1714557600,"temp":"21,5"}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z","temp":21.5,"humidity_pct":40}',
+    b'{"device_id":"d1","ts":"1999-05-01T10:00:00Z","temperature_c":21.5}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z"}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z","temperature_c":true}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z","temperature_c":130}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z","temperature_c":null,"vibration_g":0.1}',
+    b'{"device_id":"","ts":"2024-05-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00.1234567Z","temperature_c":1}',
+    b"[1,2]",
+    b"{",
+    b'"text"',
+]
+
+
+def _full(payload: bytes) -> SensorReading | Problem | str:
+    try:
+        obj = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return "bad_json"
+    return validate_record(SENSOR_READING, obj)
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, Problem) or isinstance(b, Problem | str):
+        reason = b if isinstance(b, str) else getattr(b, "reason", None)
+        return isinstance(a, Problem) and a.reason == reason
+    assert isinstance(a, SensorReading) and isinstance(b, SensorReading)
+    return msgspec.structs.asdict(a) == msgspec.structs.asdict(b)
+
+
+@pytest.mark.parametrize("payload", ODD)
+def test_odd_payloads_get_the_validators_verdict(payload: bytes) -> None:
+    assert _same(decode_reading(payload), _full(payload))
+
+
+def test_simulated_traffic_matches_the_validator_and_every_message_is_accounted_for() -> None:
+    fleet = Fleet(FleetConfig(devices=30, seed=5, anomaly_rate=0.01, bad_rate=0.1, late_rate=0.02))
+    msgs = fleet.run(1_714_557_600.0, 50)
+    for m in msgs:
+        assert _same(decode_reading(m.payload), _full(m.payload)), m.payload
+    readings, dead = decode_batch(MessageBatch("t", [(m.topic, m.payload) for m in msgs], 0.0))
+    assert len(readings) + len(dead) == len(msgs)
+    assert len(dead) == sum(v for k, v in fleet.counts.items() if k not in {"good", "spike", "stuck", "late"})
+    assert {d.reason for d in dead} == {"bad_json", "out_of_range", "missing_field", "bad_type", "not_an_object"}
+    assert all(d.position.startswith("sensors/dev-") and "#" in d.position for d in dead)

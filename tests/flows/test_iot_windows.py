@@ -1,0 +1,76 @@
+"""Event-time windows per device: late, duplicates, closing on silence, bounded state, resume."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from engine.connectors.windows import ShardWindows, WindowConfig
+from engine.schema import SensorReading
+
+T0 = 1_714_557_600.0  # a window boundary for 10 s windows
+
+
+def r(device: str, t: float, temp: float | None = 20.0, vib: float | None = None) -> SensorReading:
+    ts = dt.datetime.fromtimestamp(t, dt.UTC)
+    return SensorReading(device_id=device, ts=ts, temperature_c=temp, vibration_g=vib)
+
+
+CFG = WindowConfig(length_s=10, allowed_lateness_s=2, tick_s=0.1, device_ttl_s=60)
+
+
+def test_aggregates_close_when_the_watermark_passes_and_late_readings_are_refused() -> None:
+    w = ShardWindows(CFG)
+    now = 1000.0  # system time: separate from event time on purpose
+    acc, late, dups, closed = w.add([r("a", T0 + 1, 10.0), r("a", T0 + 5, 14.0, 0.5), r("a", T0 + 9, 12.0)], now)
+    assert (len(acc), late, dups, closed) == (3, [], 0, [])
+    # The next window starts; the first closes only once the watermark (max ts - 2 s) passes its end.
+    acc, late, dups, closed = w.add([r("a", T0 + 11)], now)
+    assert closed == []
+    acc, late, dups, closed = w.add([r("a", T0 + 12.5)], now)
+    assert closed == []  # windows close on the operator's tick (or when a device opens a new window)
+    [win] = w.close_due(now)
+    assert (win.device_id, win.window_start, win.window_end, win.count) == ("a", T0, T0 + 10, 3)
+    n, mean, lo, hi, std = win.stats[0]
+    assert (n, mean, lo, hi) == (3, 12.0, 10.0, 14.0) and abs(std - 2.0) < 1e-12
+    assert win.stats[3] == (1, 0.5, 0.5, 0.5, None)
+    assert win.stats[1] == (0, None, None, None, None)
+    # A reading for the closed window is late (with the watermark that judged it); a repeat is a duplicate.
+    acc, late, dups, closed = w.add([r("a", T0 + 9.5), r("a", T0 + 12.5)], now)
+    assert acc == [] and dups == 1 and [x.ts.timestamp() for x, _ in late] == [T0 + 9.5]
+    assert late[0][1] == T0 + 10.5
+
+
+def test_a_silent_device_closes_by_system_time_and_is_forgotten_after_its_ttl() -> None:
+    w = ShardWindows(CFG)
+    w.add([r("quiet", T0 + 3)], now=1000.0)
+    assert w.close_due(1000.0) == []
+    assert w.close_due(1000.0 + 8.9) == []  # watermark T0+1+8.9 < T0+10
+    [win] = w.close_due(1000.0 + 9.1)
+    assert win.count == 1 and w.open_windows == 0
+    assert "quiet" in w.devices
+    w.close_due(1000.0 + 9.1 + 61)
+    assert w.devices == {}
+
+
+def test_state_stays_bounded_with_many_devices() -> None:
+    w = ShardWindows(CFG)
+    for k in range(30):
+        w.add([r(f"d{i}", T0 + k) for i in range(500)], now=1000.0 + k)
+        w.close_due(1000.0 + k)
+    assert w.open_windows <= 2 * 500
+    w.close_due(1000.0 + 200)
+    assert w.open_windows == 0 and w.devices == {}
+
+
+def test_resume_does_not_count_downtime_and_keeps_the_watermark() -> None:
+    w = ShardWindows(CFG)
+    w.add([r("a", T0 + 1), r("a", T0 + 4)], now=1000.0)
+    state = w.snapshot(now=1000.5)
+    # The process was down for an hour: the backlog must not turn late.
+    back = ShardWindows.restore(CFG, state, now=4600.0)
+    acc, late, dups, _ = back.add([r("a", T0 + 4), r("a", T0 + 6)], now=4600.0)
+    assert dups == 1 and late == [] and len(acc) == 1
+    acc, late, *_ = back.add([r("a", T0 + 2.4)], now=4600.0)  # behind the frozen watermark T0+2.5
+    assert acc == [] and len(late) == 1
+    [win] = back.close_all(now=4601.0)
+    assert win.count == 3
