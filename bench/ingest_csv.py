@@ -12,7 +12,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.rss import peak_rss_mb
 
 
 @dataclass
@@ -75,7 +76,7 @@ def _child(engine: str, csv: Path, db: Path) -> None:
         rows = con.execute("SELECT count(*) FROM readings").fetchone()[0]
         con.close()
         elapsed = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(json.dumps({"seconds": elapsed, "rows": rows, "rss_mb": rss_mb}))
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.rss import peak_rss_mb
 
 GOAL_MB = 150
 
@@ -62,7 +63,7 @@ def _child(mode: str, devices: int, ticks: int, db: str) -> None:
         from bench.iot_flow import CountSink
 
         run_main(build_flow(cfg, source=TickSource(), alerts=False, store=False, extra_sink=CountSink()))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mb()
     print(json.dumps({"rss_mb": rss, "events": counter[0], "s": time.perf_counter() - t0}))
 
 

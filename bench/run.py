@@ -67,6 +67,15 @@ def _ingest(quick: bool) -> tuple[list[Row], list[str]]:
     return out, failed
 
 
+_UNITS = {"ev_per_s": " ev/s", "rss_mb": " MB", "kb": " kB", "wall_s": "s"}
+
+
+def _value(r: dict) -> str:
+    metric = r["metric"]
+    unit = _UNITS.get(metric, "x" if metric.startswith("ratio") else "")
+    return f"{r['value']:,.2f}{unit}"
+
+
 def _module(name: str) -> Callable[[bool], tuple[list[Row], list[str]]]:
     """An entry from a bench module exposing `run(quick) -> list[dict]` and `check(results) -> list[str]`."""
 
@@ -74,7 +83,7 @@ def _module(name: str) -> Callable[[bool], tuple[list[Row], list[str]]]:
         mod = importlib.import_module(f"bench.{name}")
         results = mod.run(quick)
         rows = [
-            Row(name, r["name"], f"{r['value']:.2f}{'s' if r['metric'].endswith('_s') else 'x'}", r.get("note", ""))
+            Row(name, r["name"], _value(r), r.get("note", ""))
             for r in results
         ]
         return rows, (mod.check(results) if quick else [])
@@ -82,7 +91,10 @@ def _module(name: str) -> Callable[[bool], tuple[list[Row], list[str]]]:
     return run
 
 
-ENTRIES = [Entry("ingest_csv", _ingest), Entry("train_models", _module("train_models"))]
+ENTRIES = [
+    Entry("ingest_csv", _ingest),
+    *(Entry(name, _module(name)) for name in ("train_models", "iot_flow", "iot_e2e", "iot_rss", "iot_anomaly")),
+]
 
 
 def main(argv: list[str] | None = None) -> int:

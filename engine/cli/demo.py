@@ -20,6 +20,7 @@ def register(sub: Any) -> None:
     p.add_argument("--dir", type=Path, default=Path(".demo"), help="working folder (default .demo, wiped)")
     p.add_argument("--rows", type=int, default=2000, help="good records per file (default 2000)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--iot-seconds", type=float, default=20.0, help="seconds of simulated device traffic (default 20)")
     p.set_defaults(run=run)
 
 
@@ -64,9 +65,15 @@ def run(args: argparse.Namespace) -> int:
 
     registry = Registry(args.dir / "registry")
     trained = demo_train(args.dir / "training", registry, now=dt.datetime.now(dt.UTC), seed=args.seed)
+
+    print("\n== 7. real-time IoT: simulated devices -> MQTT -> Bytewax windows + anomaly detection -> DuckDB")
+    from engine.cli.demo_iot import run_iot_demo
+
+    run_iot_demo(args.dir / "iot", args.iot_seconds)
     print(
         f"\nDone. Look at: {db} (duckdb {db} -c 'FROM ingest_run_totals'), the files in {files}/, "
-        f"the training report {trained.paths['html']}, the registry {registry.root}/"
+        f"the training report {trained.paths['html']}, the registry {registry.root}/, "
+        f"the IoT database {args.dir / 'iot' / 'iot.duckdb'}"
     )
     return 0
 
