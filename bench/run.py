@@ -93,7 +93,10 @@ def _module(name: str) -> Callable[[bool], tuple[list[Row], list[str]]]:
 
 ENTRIES = [
     Entry("ingest_csv", _ingest),
-    *(Entry(name, _module(name)) for name in ("train_models", "iot_flow", "iot_e2e", "iot_rss", "iot_anomaly")),
+    *(
+        Entry(name, _module(name))
+        for name in ("train_models", "iot_flow", "iot_e2e", "iot_rss", "iot_anomaly", "serve_http")
+    ),
 ]
 
 

@@ -20,6 +20,7 @@ _COMMANDS = (
     "engine.cli.train",
     "engine.cli.models",
     "engine.cli.simulate", "engine.cli.run", "engine.cli.dashboard",  # IoT: issue 3
+    "engine.cli.serve", "engine.cli.recommender",  # serving: issue 5
 )
 
 

@@ -66,7 +66,12 @@ def run(args: argparse.Namespace) -> int:
     registry = Registry(args.dir / "registry")
     trained = demo_train(args.dir / "training", registry, now=dt.datetime.now(dt.UTC), seed=args.seed)
 
-    print("\n== 7. real-time IoT: simulated devices -> MQTT -> Bytewax windows + anomaly detection -> DuckDB")
+    print("\n== 7. serving: predictions from the registry, interactions, real-time recommendations")
+    from engine.cli.demo_serve import run_serve_demo
+
+    run_serve_demo(args.dir / "serve", registry.root)
+
+    print("\n== 8. real-time IoT: simulated devices -> MQTT -> Bytewax windows + anomaly detection -> DuckDB")
     from engine.cli.demo_iot import run_iot_demo
 
     run_iot_demo(args.dir / "iot", args.iot_seconds)

@@ -1,0 +1,1 @@
+"""Reference servers for bench/serve_http.py: the FastAPI peer and the bare ASGI limit."""

@@ -1,0 +1,313 @@
+"""The models a server holds, loaded from the registry, and how they are swapped without dropping a request.
+
+- `OnnxModel`: one version of a tabular ONNX model (an ORT session + how each input is fed).
+- `RecModel`: one version of the recommender (arrays → `Scorer`).
+- `ModelHost`: the live version of every served model. A swap loads and warms the new version off the event
+  loop, then replaces one dict entry: requests already running keep the object they started with, new ones
+  get the new version, so none fails. A failed load keeps the old version serving.
+
+The host follows the registry's live history (promote/rollback from the CLI, another server or the admin
+API) by polling `history.jsonl`'s size and mtime every `watch_interval_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import onnxruntime as ort
+
+from engine.errors import TidegateError
+from engine.registry import Manifest, Registry, RegistryError
+from engine.registry.store import HISTORY
+from engine.serve.logging import emit
+from engine.serve.recarrays import RecArrays
+from engine.serve.recommend import Scorer, ScoringParams
+
+
+class BadInput(Exception):
+    """A request value the model cannot take; `field` says where (e.g. `instances[2].tenure_months`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field + ": " + message)
+        self.field = field
+        self.message = message
+
+
+class Prediction(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Classifiers: `label` (the manifest's threshold applied to a binary model) and class `probabilities`;
+    regressors: `value`."""
+
+    label: str | None = None
+    probabilities: dict[str, float] | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputFeed:
+    name: str  # the ONNX input
+    column: str  # the request field it is fed from
+    numeric: bool
+
+
+def tabular(man: Manifest) -> bool:
+    """True for ONNX models fed from named columns (what /v1/predict serves; image models are not)."""
+    return (
+        man.kind == "onnx"
+        and getattr(man, "image", None) is None
+        and all(i.column and i.dtype in ("float32", "float64", "int64", "string") for i in man.inputs)
+    )
+
+
+class OnnxModel:
+    """One loaded version; `predict` validates a batch of instances and runs it as one ONNX call."""
+
+    def __init__(self, manifest: Manifest, path: Path, threads: int = 1) -> None:
+        if not tabular(manifest):
+            msg = f"{manifest.name} v{manifest.version} is not a tabular ONNX model; /v1/predict cannot serve it"
+            raise TidegateError(msg)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.manifest = manifest
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.feeds = tuple(InputFeed(i.name, i.column or i.name, i.dtype != "string") for i in manifest.inputs)
+        self.classifier = manifest.task == "classification"
+        self.labels = list(manifest.labels)
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output = outputs[1] if self.classifier and len(outputs) > 1 else outputs[0]
+        self.positive = (
+            self.labels.index(manifest.positive_label)
+            if manifest.positive_label in self.labels and len(self.labels) == 2
+            else None
+        )
+        self.threshold = manifest.threshold
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    def arrays(self, instances: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """The ONNX feeds for `instances`; BadInput naming the first wrong field."""
+        n = len(instances)
+        out: dict[str, np.ndarray] = {}
+        for feed in self.feeds:
+            col = feed.column
+            values: list[Any] = [None] * n
+            for r, inst in enumerate(instances):
+                v = inst.get(col, _ABSENT)
+                t = type(v)
+                if (t is str) if not feed.numeric else (t is float or (t is int and -(2**63) <= v < 2**63)):
+                    values[r] = v
+                elif v is None:
+                    values[r] = math.nan if feed.numeric else ""
+                else:
+                    where = f"instances[{r}].{col}"
+                    raise BadInput(where, _wrong(v, col, feed.numeric))
+            if feed.numeric:
+                out[feed.name] = np.array(values, dtype=np.float32).reshape(n, 1)
+            else:
+                out[feed.name] = np.array(values, dtype=object).reshape(n, 1)
+        return out
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(self.session.run([self.output], feeds)[0])
+
+    def predict(self, instances: list[dict[str, Any]]) -> list[Prediction]:
+        """One prediction per instance (see `Prediction`)."""
+        out = self.run(self.arrays(instances))
+        if not self.classifier:
+            return [Prediction(value=v) for v in out.reshape(len(instances), -1)[:, 0].astype(float).tolist()]
+        probs = out.astype(np.float64)
+        if self.positive is not None and self.threshold is not None:
+            pos = probs[:, self.positive] >= self.threshold
+            chosen = np.where(pos, self.positive, 1 - self.positive)
+        else:
+            chosen = probs.argmax(axis=1)
+        labels = self.labels
+        return [
+            Prediction(label=labels[c], probabilities=dict(zip(labels, p, strict=True)))
+            for c, p in zip(chosen.tolist(), probs.round(6).tolist(), strict=True)
+        ]
+
+    def warm_up(self) -> None:
+        """One prediction on an all-missing row, so the first real request does not pay for lazy init."""
+        self.predict([{f.column: None for f in self.feeds}])
+
+
+class RecModel:
+    """One loaded version of the recommender."""
+
+    def __init__(self, manifest: Manifest, path: Path) -> None:
+        self.manifest = manifest
+        self.scorer = Scorer(RecArrays.load(path), ScoringParams.from_params(dict(manifest.params)))
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    def warm_up(self) -> None:
+        self.scorer.recommend("", (), 10)
+
+
+Loaded = OnnxModel | RecModel
+# what loading a version can raise: registry/sha256 errors, bad files, ONNX Runtime's own exception classes
+_ORT_ERRORS = tuple(
+    v for v in vars(ort.capi.onnxruntime_pybind11_state).values() if isinstance(v, type) and issubclass(v, Exception)
+)
+_LOAD_ERRORS = (TidegateError, OSError, ValueError, RuntimeError, *_ORT_ERRORS)
+
+
+_ABSENT = object()
+
+
+def _wrong(v: object, column: str, numeric: bool) -> str:
+    if v is _ABSENT:
+        return f"missing column {column!r} (send null for an unknown value)"
+    if type(v) is int:
+        return "number is out of range"
+    return f"expected a {'number' if numeric else 'string'} or null, got {_kind(v)}"
+
+
+def _kind(v: object) -> str:
+    return {bool: "a boolean", str: "a string", dict: "an object", list: "an array"}.get(type(v), type(v).__name__)
+
+
+class ModelHost:
+    """The live version of each served model; `sync(name)` follows the registry."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        onnx_names: tuple[str, ...] = (),
+        recommender: str = "",
+        threads: int = 1,
+        log: logging.Logger | None = None,
+        on_swap: Callable[[str, int | None, int, str], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.threads = threads
+        self.log = log or logging.getLogger("tidegate.serve")
+        self.on_swap = on_swap
+        discovered = onnx_names or tuple(n for n in registry.names() if self._is_tabular(n))
+        self.onnx_names = discovered
+        self.recommender_name = recommender if recommender and recommender in registry.names() else ""
+        self.wanted = (*self.onnx_names, *((self.recommender_name,) if self.recommender_name else ()))
+        self.onnx: dict[str, OnnxModel] = {}
+        self.recommender: RecModel | None = None
+        self._stamps: dict[str, tuple[int, int]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _is_tabular(self, name: str) -> bool:
+        try:
+            return tabular(self.registry.manifest(name))
+        except RegistryError:
+            return False
+
+    @property
+    def ready(self) -> bool:
+        return all(self.loaded(n) is not None for n in self.wanted)
+
+    def missing(self) -> list[str]:
+        return [n for n in self.wanted if self.loaded(n) is None]
+
+    def loaded(self, name: str) -> Loaded | None:
+        if name == self.recommender_name:
+            return self.recommender
+        return self.onnx.get(name)
+
+    def _load(self, name: str) -> Loaded:
+        """Read, verify (sha256) and warm up the live version of `name` (blocking: call it in a thread)."""
+        man, path = self.registry.artifact(name)
+        model: Loaded = RecModel(man, path) if name == self.recommender_name else OnnxModel(man, path, self.threads)
+        model.warm_up()
+        return model
+
+    def _install(self, model: Loaded) -> None:
+        if isinstance(model, RecModel):
+            self.recommender = model
+        else:
+            self.onnx = {**self.onnx, model.name: model}  # a new dict: readers never see a half-made one
+
+    def load_all(self) -> None:
+        """Load every wanted model now (at start); a model that fails is logged and retried by the watcher."""
+        for name in self.wanted:
+            self._stamps[name] = self._stamp(name)
+            t0 = time.perf_counter()
+            try:
+                model = self._load(name)
+            except _LOAD_ERRORS as exc:
+                self._failed(name, None, exc)
+                continue
+            self._installed(name, None, model, t0)
+
+    def _installed(self, name: str, before: Loaded | None, model: Loaded, t0: float) -> None:
+        self._install(model)
+        previous = before.version if before else None
+        ms = round((time.perf_counter() - t0) * 1000, 2)
+        emit(self.log, "model_loaded", model=name, version=model.version, previous=previous, load_ms=ms)
+        if self.on_swap:
+            self.on_swap(name, previous, model.version, "ok")
+
+    def _failed(self, name: str, before: Loaded | None, exc: Exception) -> None:
+        serving = before.version if before else None
+        emit(self.log, "model_load_failed", logging.ERROR, model=name, serving=serving, error=str(exc))
+        if self.on_swap:
+            self.on_swap(name, serving, -1, "failed")
+
+    def _stamp(self, name: str) -> tuple[int, int]:
+        try:
+            st = (self.registry.root / name / HISTORY).stat()
+        except OSError:
+            return (0, 0)
+        return (st.st_size, st.st_mtime_ns)
+
+    async def sync(self, name: str, *, force: bool = False) -> Loaded | None:
+        """Load the registry's live version of `name` if it is not the one serving; return what serves now."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            stamp = self._stamp(name)
+            current = self.loaded(name)
+            if not force and current is not None and stamp == self._stamps.get(name):
+                return current
+            self._stamps[name] = stamp
+            try:
+                want = self.registry.manifest(name).version
+            except RegistryError as exc:
+                emit(self.log, "registry_read_failed", logging.ERROR, model=name, error=str(exc))
+                return current
+            if current is not None and current.version == want:
+                return current
+            t0 = time.perf_counter()
+            try:
+                model = await asyncio.get_running_loop().run_in_executor(None, self._load, name)
+            except _LOAD_ERRORS as exc:
+                self._failed(name, current, exc)
+                return current
+            self._installed(name, current, model, t0)
+            return model
+
+    async def watch(self, interval_s: float) -> None:
+        """Follow the registry until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            for name in self.wanted:
+                await self.sync(name)

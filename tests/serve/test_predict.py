@@ -1,0 +1,104 @@
+"""POST /v1/predict/{model}: real ONNX Runtime sessions from a real registry, in-process client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from litestar.testing import TestClient
+
+from engine.registry import Registry
+from tests.serve.builders import churn_instances, direct_probabilities
+
+
+def test_predictions_match_onnx_runtime_and_apply_the_manifest_threshold(
+    client: TestClient, registry: Registry, serve_dir: Path
+) -> None:
+    instances = churn_instances(serve_dir, 25)
+    r = client.post("/v1/predict/churn", json={"instances": instances})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    man, path = registry.artifact("churn")
+    assert (body["model"], body["version"]) == ("churn", man.version)
+    expected = direct_probabilities(man, path, instances)
+    got = np.array([p["probabilities"][man.positive_label] for p in body["predictions"]])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    other = next(label for label in man.labels if label != man.positive_label)
+    labels = [p["label"] for p in body["predictions"]]
+    assert labels == [man.positive_label if p >= man.threshold else other for p in expected]
+    assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-5 for p in body["predictions"])
+
+
+def test_null_values_are_missing_and_extra_keys_are_ignored(client: TestClient, serve_dir: Path) -> None:
+    inst = churn_instances(serve_dir, 1)[0]
+    blank = dict.fromkeys(inst) | {"unrelated": [1, 2]}
+    r = client.post("/v1/predict/churn", json={"instances": [blank]})
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"][0]["label"] in ("Yes", "No")
+
+
+def _instance(serve_dir: Path, **change: Any) -> dict[str, Any]:
+    inst = churn_instances(serve_dir, 1)[0]
+    for k, v in change.items():
+        if v is ...:
+            inst.pop(k)
+        else:
+            inst[k] = v
+    return inst
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "names"),
+    [
+        (b"{not json", 400, "malformed"),
+        (b'{"instances": "x"}', 400, "instances"),
+        (b"[1, 2]", 400, "object"),
+        (b'{"rows": []}', 400, "rows"),
+        (b'{"instances": []}', 400, "instances"),
+        (b'{"instances": [1]}', 400, "object"),
+        ("missing", 400, "instances[0].contract"),
+        ("wrong-number", 400, "instances[0].tenure_months"),
+        ("wrong-string", 400, "instances[0].contract"),
+        ("bool", 400, "instances[0].monthly_charges"),
+        ("huge", 400, "instances[0].tenure_months"),
+    ],
+)
+def test_bad_input_is_a_4xx_that_names_the_field(
+    client: TestClient, serve_dir: Path, body: bytes | str, status: int, names: str
+) -> None:
+    bad = {
+        "missing": _instance(serve_dir, contract=...),
+        "wrong-number": _instance(serve_dir, tenure_months="twelve"),
+        "wrong-string": _instance(serve_dir, contract=3),
+        "bool": _instance(serve_dir, monthly_charges=True),
+        "huge": _instance(serve_dir, tenure_months=10**30),
+    }
+    if isinstance(body, str):
+        r = client.post("/v1/predict/churn", json={"instances": [bad[body]]})
+    else:
+        r = client.post("/v1/predict/churn", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert names in r.text
+
+
+def test_unknown_model_is_404_naming_what_is_served(client: TestClient, serve_dir: Path) -> None:
+    r = client.post("/v1/predict/nope", json={"instances": churn_instances(serve_dir, 1)})
+    assert r.status_code == 404
+    assert "nope" in r.json()["detail"] and "churn" in r.json()["detail"]
+
+
+def test_a_batch_runs_as_one_call_and_keeps_row_order(client: TestClient, serve_dir: Path) -> None:
+    instances = churn_instances(serve_dir, 10)
+    one_by_one = [client.post("/v1/predict/churn", json={"instances": [i]}).json()["predictions"][0] for i in instances]
+    batch = client.post("/v1/predict/churn", json={"instances": instances}).json()["predictions"]
+    assert [p["label"] for p in batch] == [p["label"] for p in one_by_one]
+    for a, b in zip(batch, one_by_one, strict=True):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+
+
+def test_too_many_instances_is_refused(client: TestClient, serve_dir: Path) -> None:
+    inst = churn_instances(serve_dir, 1)[0]
+    r = client.post("/v1/predict/churn", json={"instances": [inst] * 1025})
+    assert r.status_code == 400 and "1024" in r.json()["detail"]
