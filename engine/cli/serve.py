@@ -58,6 +58,12 @@ def register(sub: Any) -> None:
         "unless recommendations may lag by worker)",
     )
     p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--dashboard-mqtt",
+        default=None,
+        metavar="URL",
+        help="also serve the live IoT dashboard at /dashboard, fed from this broker (e.g. mqtt://127.0.0.1:1883)",
+    )
     p.set_defaults(run=run)
 
 
@@ -88,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         spool_dir=args.spool,
         state_file=args.state,
         log_level=args.log_level,
+        dashboard_mqtt=args.dashboard_mqtt,
     )
     if not Path(cfg.registry).is_dir():
         msg = f"no registry at {cfg.registry}: train a model first or pass --registry DIR"

@@ -93,6 +93,12 @@ def create_app(
                 spool.close()
             emit(log, "server_stopped")
 
+    if cfg.dashboard_mqtt:
+        from engine.serve.dashboard import dashboard_mount
+        from engine.serve.live import LiveConfig
+
+        routes, feed = dashboard_mount(LiveConfig(mqtt_url=cfg.dashboard_mqtt, live_topic=cfg.live_topic))
+        extra_handlers, extra_lifespan = [*extra_handlers, *routes], [*extra_lifespan, feed]
     return Litestar(
         route_handlers=[*predict.ROUTES, *interactions.ROUTES, *admin.ROUTES, *ops.ROUTES, *extra_handlers],
         lifespan=[lifespan, *extra_lifespan],

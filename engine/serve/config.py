@@ -49,6 +49,8 @@ class ServeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     watch_interval_s: float = 1.0  # how often the registry's live history is checked for promotes (0 = never)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
+    dashboard_mqtt: str = ""  # broker URL of the IoT flow's live topic: mounts /dashboard ("" = no dashboard)
+    live_topic: str = "tidegate/live"
 
     def __repr__(self) -> str:  # never print the token
         shown = msgspec.structs.replace(self, admin_token="***" if self.admin_token else "")

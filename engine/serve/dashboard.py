@@ -9,8 +9,8 @@ GET /metrics            Prometheus, GET /health
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -66,20 +66,29 @@ def health(state: State) -> dict[str, Any]:
     return {"status": "ok", "mqtt_connected": state.board.connected}
 
 
-def create_app(cfg: LiveConfig, *, keepalive_s: float = 15.0) -> Litestar:
-    """The dashboard app; the MQTT feed starts and stops with the app (lifespan)."""
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
+DASHBOARD_ROUTES = (page, board_state, events)
+
+
+def dashboard_mount(cfg: LiveConfig, *, keepalive_s: float = 15.0) -> tuple[Sequence[Any], Lifespan]:
+    """The dashboard's routes and the lifespan that feeds them, to mount in any app (`tidegate serve
+    --dashboard-mqtt URL` mounts them beside the predictions API; `tidegate dashboard` serves them alone)."""
     board = LiveBoard(cfg)
 
     @asynccontextmanager
     async def feed(app: Litestar) -> AsyncIterator[None]:
+        app.state.board = board
+        app.state.keepalive_s = keepalive_s
         board.start()
         try:
             yield
         finally:
             board.stop()
 
-    return Litestar(
-        route_handlers=[page, board_state, events, prometheus, health],
-        lifespan=[feed],
-        state=State({"board": board, "keepalive_s": keepalive_s}),
-    )
+    return DASHBOARD_ROUTES, feed
+
+
+def create_app(cfg: LiveConfig, *, keepalive_s: float = 15.0) -> Litestar:
+    """The dashboard alone, with its own /metrics and /health; the MQTT feed starts and stops with the app."""
+    routes, feed = dashboard_mount(cfg, keepalive_s=keepalive_s)
+    return Litestar(route_handlers=[*routes, prometheus, health], lifespan=[feed])

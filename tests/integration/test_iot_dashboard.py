@@ -43,18 +43,24 @@ def _wait_http(url: str, timeout: float = 20) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-def test_dashboard_page_updates_itself_in_headless_chromium(broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mount", ["dashboard", "serve"])
+def test_dashboard_page_updates_itself_in_headless_chromium(broker: Broker, tmp_path: Path, mount: str) -> None:
+    """Standalone (`tidegate dashboard`) and mounted in the serving app (`tidegate serve --dashboard-mqtt`)."""
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     flow_config(tmp_path / "flow.toml", window_s=1.0, lateness_s=0.5)
     web = free_port()
+    if mount == "dashboard":
+        command, health = ["dashboard", "--mqtt", broker.url], "/health"
+    else:
+        (tmp_path / "registry").mkdir()
+        command = ["serve", "--registry", str(tmp_path / "registry"), "--dashboard-mqtt", broker.url]
+        health = "/health/live"
     with (tmp_path / "dashboard.log").open("ab") as log:
-        server = subprocess.Popen(
-            [*TIDEGATE, "dashboard", "--mqtt", broker.url, "--port", str(web)], stdout=log, stderr=log
-        )
+        server = subprocess.Popen([*TIDEGATE, *command, "--port", str(web)], stdout=log, stderr=log)
     metrics_port = free_port()
     flow = start_flow(broker, tmp_path, recovery=False, metrics_port=metrics_port, idle_s=3)
     try:
-        _wait_http(f"http://127.0.0.1:{web}/health")
+        _wait_http(f"http://127.0.0.1:{web}{health}")
         wait_subscribed(metrics_port)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
