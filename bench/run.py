@@ -95,7 +95,7 @@ ENTRIES = [
     Entry("ingest_csv", _ingest),
     *(
         Entry(name, _module(name))
-        for name in ("train_models", "iot_flow", "iot_e2e", "iot_rss", "iot_anomaly", "serve_http")
+        for name in ("train_models", "iot_flow", "iot_e2e", "iot_rss", "iot_anomaly", "serve_http", "images_latency")
     ),
 ]
 

@@ -93,6 +93,9 @@ def create_app(
                 spool.close()
             emit(log, "server_stopped")
 
+    from engine.serve.classify import ClassifyConfig, classify_router
+
+    extra_handlers = [*extra_handlers, classify_router(ClassifyConfig(registry_root=Path(cfg.registry)))]
     if cfg.dashboard_mqtt:
         from engine.serve.dashboard import dashboard_mount
         from engine.serve.live import LiveConfig
