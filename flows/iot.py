@@ -8,10 +8,12 @@ anomaly detection -> DuckDB (`readings`, `readings_1m`, `anomalies`, `rejects`; 
     python -m bytewax.run "flows.iot:flow_from('flow.toml')" -i 0 -a "host1:2101;host2:2101" -r rec/ -s 1 -b 0
 
 Items are micro-batches all the way (a batch of messages, then a batch of readings per shard), so Bytewax's
-per-item cost is paid per batch. Devices are spread over `windows.shards` keyed states by a stable hash; the
-DuckDB sink has one partition (one writer). The logic lives in plain, Bytewax-free classes
-(`engine.connectors.decode`, `engine.connectors.windows.ShardWindows`, `models.anomaly.ShardDetectors`);
-this module only wires them.
+per-item cost is paid per batch, and readings travel as columns (`Readings`: numpy arrays), so every step
+works on a whole batch at once: decoding and validation column-wise, windows as group-bys merged into
+per-device running aggregates, the `ewz` detector as numpy rounds over all devices of a shard. Devices are
+spread over `windows.shards` keyed states by a stable hash; the DuckDB sink has one partition (one writer).
+The logic lives in plain, Bytewax-free classes (`engine.connectors.decode`,
+`engine.connectors.windows.ShardWindows`, `models.anomaly.ShardDetectors`); this module only wires them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 import bytewax.operators as op
 import msgspec
+import numpy as np
 import polars as pl
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
@@ -50,7 +53,6 @@ from engine.connectors.mqtt import MqttConfig
 from engine.connectors.mqtt_source import MqttSource
 from engine.connectors.windows import ShardWindows, WindowConfig
 from engine.errors import UsageError
-from engine.ingest.check import REJECT_COLUMNS
 from engine.schema import SENSOR_READING, SensorReading
 from engine.storage import Store
 from engine.validation.rules import LATE
@@ -108,7 +110,7 @@ def load_config(path: str | Path | None = None, **sections: dict[str, Any]) -> I
 
 
 # -- steps ---------------------------------------------------------------------------------------------
-def _decode(batch: MessageBatch) -> tuple[list[SensorReading], list[DeadLetter], float]:
+def _decode(batch: MessageBatch) -> tuple[Readings, list[DeadLetter], float]:
     readings, dead = decode_batch(batch)
     metrics.EVENTS.labels(FLOW, "decode", "received").inc(len(batch.messages))
     metrics.EVENTS.labels(FLOW, "decode", "accepted").inc(len(readings))
@@ -117,31 +119,43 @@ def _decode(batch: MessageBatch) -> tuple[list[SensorReading], list[DeadLetter],
     return readings, dead, batch.received_at
 
 
-class _Sharder:
-    """device_id -> shard key (stable crc32, never Python's salted hash); the cache is bounded."""
+class Sharder:
+    """device_id -> shard (stable crc32, never Python's salted hash; the cache is bounded); one columnar
+    batch per shard, arrival order kept."""
 
     def __init__(self, shards: int) -> None:
         self.shards = shards
-        self.cache: dict[str, str] = {}
+        self.keys = [str(i) for i in range(shards)]
+        self.cache: dict[str, int] = {}
 
-    def __call__(self, item: tuple[list[SensorReading], list[DeadLetter], float]) -> list[tuple[str, Readings]]:
-        readings, _, received_at = item
-        if not readings:
+    def _shard(self, device_id: str) -> int:
+        if len(self.cache) > 200_000:
+            self.cache.clear()
+        shard = self.cache[device_id] = zlib.crc32(device_id.encode()) % self.shards
+        return shard
+
+    def __call__(self, item: tuple[Readings, list[DeadLetter], float]) -> list[tuple[str, Readings]]:
+        readings = item[0]
+        n = len(readings)
+        if not n:
             return []
+        if self.shards == 1:
+            return [("0", readings)]
+        ids = readings.device_id.tolist()
         cache = self.cache
-        if len(cache) > 200_000:
-            cache.clear()
-        groups: dict[str, list[SensorReading]] = {}
-        for r in readings:
-            key = cache.get(r.device_id)
-            if key is None:
-                key = cache[r.device_id] = str(zlib.crc32(r.device_id.encode()) % self.shards)
-            g = groups.get(key)
-            if g is None:
-                groups[key] = [r]
-            else:
-                g.append(r)
-        return [(k, Readings(v, received_at)) for k, v in groups.items()]
+        try:
+            shard = np.fromiter(map(cache.__getitem__, ids), dtype=np.int64, count=n)
+        except KeyError:
+            shard = np.fromiter((cache[d] if d in cache else self._shard(d) for d in ids), dtype=np.int64, count=n)
+        order = np.argsort(shard, kind="stable")
+        bounds = np.cumsum(np.bincount(shard, minlength=self.shards)).tolist()
+        out = []
+        lo = 0
+        for key, hi in zip(self.keys, bounds, strict=True):
+            if hi > lo:
+                out.append((key, readings.take(order[lo:hi])))
+            lo = hi
+        return out
 
 
 class _WindowLogic(StatefulLogic[Readings, Any, bytes]):
@@ -152,10 +166,10 @@ class _WindowLogic(StatefulLogic[Readings, Any, bytes]):
 
     def on_item(self, value: Readings) -> tuple[list[Any], bool]:
         now = self.clock()
-        accepted, late, dups, closed = self.win.add(value.rows, now)
+        accepted, late, dups, closed = self.win.add(value, now)
         out: list[Any] = []
-        if accepted:
-            out.append(Readings(accepted, value.received_at))
+        if len(accepted):
+            out.append(accepted)
             metrics.EVENTS.labels(FLOW, "windows", "accepted").inc(len(accepted))
         if late:
             out.append(LateReadings([r for r, _ in late], value.received_at, [w for _, w in late]))
@@ -188,7 +202,7 @@ class _DetectLogic(StatefulLogic[Readings, Anomalies, bytes]):
         self.det = ShardDetectors.restore(cfg, state)
 
     def on_item(self, value: Readings) -> tuple[list[Anomalies], bool]:
-        found = self.det.process(value.rows)
+        found = self.det.process(value)
         return ([Anomalies(found)] if found else []), StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes:
@@ -200,17 +214,31 @@ def _accepted(kv: tuple[str, Any]) -> tuple[str, Readings] | None:
 
 
 # -- sinks ---------------------------------------------------------------------------------------------
+def _concat(batches: list[Readings]) -> Readings:
+    if len(batches) == 1:
+        return batches[0]
+    return Readings(
+        np.concatenate([b.device_id for b in batches]),
+        np.concatenate([b.ts_us for b in batches]),
+        np.concatenate([b.values for b in batches]),
+        batches[-1].received_at,
+    )
+
+
 def _utc(seconds: list[float]) -> pl.Series:
     return pl.Series([int(s * 1_000_000) for s in seconds], dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
 
 
-def readings_frame(rows: list[SensorReading]) -> pl.DataFrame:
-    cols = list(zip(*(msgspec.structs.astuple(r) for r in rows), strict=True))
+def readings_frame(readings: Readings | list[SensorReading]) -> pl.DataFrame:
+    batch = readings if isinstance(readings, Readings) else Readings.from_rows(readings)
     return pl.DataFrame(
         {
-            "device_id": pl.Series(cols[0], dtype=pl.String),
-            "ts": pl.Series(cols[1], dtype=pl.Datetime("us", "UTC")),
-            **{m: pl.Series(cols[i + 2], dtype=pl.Float64) for i, m in enumerate(MEASUREMENTS)},
+            "device_id": pl.Series(batch.device_id.tolist(), dtype=pl.String),
+            "ts": pl.Series(batch.ts_us, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")),
+            **{
+                m: pl.Series(np.ascontiguousarray(batch.values[:, i]), dtype=pl.Float64, nan_to_null=True)
+                for i, m in enumerate(MEASUREMENTS)
+            },
         }
     )
 
@@ -248,6 +276,9 @@ def anomalies_frame(found: list[Any], detected_at: float) -> pl.DataFrame:
 
 
 def _rejects_frame(rows: list[DeadLetter], run_id: str) -> pl.DataFrame:
+    # Imported here: `engine.ingest` loads pyarrow (~40 MB), which only the store's writes need.
+    from engine.ingest.check import REJECT_COLUMNS
+
     return pl.DataFrame(
         {
             "source": pl.Series([d.source for d in rows], dtype=pl.String),
@@ -278,14 +309,14 @@ class _StorePartition(StatefulSinkPartition[Any, None]):
         self.store.upsert_anomalies(pl.DataFrame())
 
     def write_batch(self, items: list[Any]) -> None:
-        readings: list[SensorReading] = []
+        readings: list[Readings] = []
         late: list[LateReadings] = []
         dead: list[DeadLetter] = []
         windows: list[WindowAggs] = []
         found: list[Any] = []
         for it in items:
             if isinstance(it, Readings):
-                readings.extend(it.rows)
+                readings.append(it)
             elif isinstance(it, DeadLetters):
                 dead.extend(it.rows)
             elif isinstance(it, LateReadings):
@@ -296,14 +327,15 @@ class _StorePartition(StatefulSinkPartition[Any, None]):
                 found.extend(it.rows)
         store = self.store
         if readings:
-            stored = store.insert_new(SENSOR_READING, readings_frame(readings))
+            batch = _concat(readings)
+            stored = store.insert_new(SENSOR_READING, readings_frame(batch))
             now = self.clock()
             metrics.EVENTS.labels(FLOW, "store", "stored").inc(stored)
-            if stored < len(readings):
-                metrics.EVENTS.labels(FLOW, "store", "duplicate").inc(len(readings) - stored)
+            if stored < len(batch):
+                metrics.EVENTS.labels(FLOW, "store", "duplicate").inc(len(batch) - stored)
             observe = metrics.END_TO_END.labels(FLOW).observe
-            for r in readings:
-                observe(now - r.ts.timestamp())
+            for lag in (now - batch.seconds).tolist():
+                observe(lag)
         if late:
             dead.extend(self._late(late))
         if dead:
@@ -446,7 +478,7 @@ def build_flow(
     raw = op.input("mqtt", flow, source)
     decoded = op.map("decode", raw, _decode)
     dead = op.filter_map("rejects", decoded, lambda d: DeadLetters(d[1]) if d[1] else None)
-    sharded = op.flat_map("shard", decoded, _Sharder(cfg.windows.shards))
+    sharded = op.flat_map("shard", decoded, Sharder(cfg.windows.shards))
     windowed = op.stateful("windows", sharded, lambda s: _WindowLogic(cfg.windows, s, clock))
     accepted = op.filter_map("accepted", windowed, _accepted)
     found = op.stateful("detect", accepted, lambda s: _DetectLogic(cfg.detect, s))

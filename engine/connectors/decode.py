@@ -1,10 +1,15 @@
-"""Decode MQTT payloads into `SensorReading`s once, at the edge.
+"""Decode MQTT payloads into readings once, at the edge.
 
-Fast path: msgspec decodes straight into a strict private subclass of `SensorReading` (no unknown keys,
-canonical names, aware UTC timestamps), then the two rules msgspec cannot express (timestamp range and
-"at least one measurement") are checked. Anything the fast path refuses goes through the shared per-record
-validator (`engine.validation.validate_record`), so the verdict and the reject reason are the same as for
-files and HTTP; a parity test holds the two together. The fast path is ~25x cheaper per message.
+`decode_batch` (the flow's path): msgspec decodes every payload of a batch into a flat struct (no unknown
+keys, canonical names, measurements typed and range-checked by msgspec) whose timestamp and device id are
+plain strings; those two columns are then checked with numpy at once (timestamps of the shapes
+`YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z` parsed and range-checked, device ids against the schema's character class
+and lengths, ids that read as missing) and the batch comes out as columns (`Readings`). That is ~5x
+cheaper per message than decoding one datetime-typed struct at a time.
+
+Anything the fast path cannot vouch for goes through the shared per-record validator
+(`engine.validation.validate_record`), so the verdict and the reject reason are the same as for files and
+HTTP; a parity test holds the two together. `decode_reading` is the same path for one payload.
 """
 
 from __future__ import annotations
@@ -12,47 +17,48 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import typing
+from itertools import compress
 
 import msgspec
+import numpy as np
 
-from engine.connectors.messages import DeadLetter, MessageBatch
+from engine.connectors.messages import MEASUREMENTS, DeadLetter, MessageBatch, Readings
 from engine.schema import SENSOR_READING, SensorReading
 from engine.validation import Problem, validate_record
-from engine.validation.rules import BAD_JSON
+from engine.validation.rules import BAD_JSON, MISSING_TOKENS, WHITESPACE
 
 _MAX_RAW = 4096
 
 
-class _Strict(SensorReading, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """`SensorReading` that refuses unknown keys (aliases, typos): those take the full validator."""
-
-
-_STRICT = msgspec.json.Decoder(_Strict)
 _ANY = msgspec.json.Decoder()
 _TS = SENSOR_READING.spec("ts")
 assert _TS.since is not None and _TS.before is not None
 _SINCE, _BEFORE = _TS.since, _TS.before
 _UTC = dt.UTC
-# msgspec rounds a fraction of more than 6 digits; the validator (ISO_RE) rejects it. Seconds with 7+
-# fraction digits appear only in a timestamp, so this byte search sends exactly those to the validator.
-_LONG_FRACTION = re.compile(rb":[0-9]{2}\.[0-9]{7}").search
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+_ONE_US = dt.timedelta(microseconds=1)
 
 
 def decode_reading(payload: bytes) -> SensorReading | Problem:
-    """One payload -> a reading, or the Problem the shared validator finds."""
+    """One payload -> a reading, or the Problem the shared validator finds (the batch path's checks, for
+    one message: the same verdicts, parity-tested)."""
     try:
-        r = _STRICT.decode(payload)
+        r = _FLAT.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return _full(payload)
-    ts = r.ts
-    if (
-        (ts.microsecond and _LONG_FRACTION(payload))
-        or ts.tzinfo is not _UTC
-        or not _SINCE <= ts < _BEFORE
-        or (r.temperature_c is None and r.humidity_pct is None and r.pressure_hpa is None and r.vibration_g is None)
-    ):
+    when = _TS_ONE(r.ts)
+    values = [None if v != v else v for v in (r.temperature_c, r.humidity_pct, r.pressure_hpa, r.vibration_g)]
+    if when is None or not _id_ok(r.device_id) or values == [None] * len(MEASUREMENTS):
         return _full(payload)
-    return r
+    y, mo, d, h, mi, s, frac = when.groups()
+    try:
+        ts = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), int((frac or "0").ljust(6, "0")), _UTC)
+    except ValueError:
+        return _full(payload)
+    if not _SINCE <= ts < _BEFORE:
+        return _full(payload)
+    return SensorReading(device_id=r.device_id, ts=ts, **dict(zip(MEASUREMENTS, values, strict=True)))
 
 
 def _full(payload: bytes) -> SensorReading | Problem:
@@ -71,40 +77,181 @@ def position(topic: str, payload: bytes) -> str:
     return f"{topic}#{hashlib.blake2b(payload, digest_size=8).hexdigest()}"
 
 
-def decode_batch(batch: MessageBatch) -> tuple[list[SensorReading], list[DeadLetter]]:
-    """A message batch -> (readings, dead letters); `len(readings) + len(dead) == len(batch.messages)`."""
-    readings: list[SensorReading] = []
-    dead: list[DeadLetter] = []
-    strict = _STRICT.decode
-    long_fraction = _LONG_FRACTION
-    for topic, payload in batch.messages:
+# -- the batch path --------------------------------------------------------------------------------------
+_NAN = float("nan")
+# The measurements keep their msgspec type and range, but not None: an absent one is NaN (a JSON null takes
+# the validator), so the columns are plain floats. The id and the timestamp are checked column-wise below.
+# gc=False: these structs hold only str and float, so the garbage collector need not track them.
+_HINTS = {m: typing.get_args(typing.get_type_hints(SensorReading, include_extras=True)[m])[0] for m in MEASUREMENTS}
+_Flat = msgspec.defstruct(
+    "_Flat",
+    [("device_id", str), ("ts", str), *((m, _HINTS[m], _NAN) for m in MEASUREMENTS)],
+    kw_only=True,
+    forbid_unknown_fields=True,
+    frozen=True,
+    gc=False,
+)
+_FLAT = msgspec.json.Decoder(_Flat)
+_NOTHING = _Flat(device_id="", ts="")  # stands in for a payload the flat decoder refused
+
+_SINCE_US = (_SINCE - _EPOCH) // _ONE_US
+_BEFORE_US = (_BEFORE - _EPOCH) // _ONE_US
+
+
+# Timestamp shapes parsed column-wise: 'YYYY-MM-DDTHH:MM:SSZ' (20 chars) and with 1-6 fraction digits
+# (22-27 chars). Every other spelling takes the validator.
+def _shape(width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per character position: the lowest allowed byte and the allowed span above it; and the weights
+    that turn the characters into (year, month, day, hour, minute, second, microsecond of the day) with
+    one matrix product (exact: every partial sum is an integer far below 2**53)."""
+    text = "0000-00-00T00:00:00" + ("." + "0" * (width - 21) if width > 20 else "") + "Z"
+    lo = np.frombuffer(text.encode(), dtype=np.uint8).copy()
+    span = np.where(lo == ord("0"), 9, 0).astype(np.uint8)
+    weights = np.zeros((7, width), dtype=np.float64)
+    for row, (start, n) in enumerate(((0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2))):
+        weights[row, start : start + n] = 10.0 ** np.arange(n - 1, -1, -1)
+    weights[6] = weights[3] * 3_600e6 + weights[4] * 60e6 + weights[5] * 1e6
+    if width > 20:
+        weights[6, 20 : width - 1] = 10.0 ** np.arange(5, 5 - (width - 21), -1)
+    offset = ord("0") * weights.sum(axis=1)
+    return lo[:, None], span[:, None], weights, offset[:, None]
+
+
+_TS_SHAPES = {w: _shape(w) for w in (20, 22, 23, 24, 25, 26, 27)}
+_TS_ONE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?Z").fullmatch
+# Per (year, month) from the schema's first year to its last: the month's first day (days since the
+# epoch) and its length, leap years included.
+_FIRST_YEAR = _SINCE.year
+_MONTHS = np.arange((_BEFORE.year - _FIRST_YEAR + 1) * 12) + (_FIRST_YEAR - 1970) * 12
+_MONTH_START = _MONTHS.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+_MONTH_DAYS = (_MONTHS + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) - _MONTH_START
+_DAY_US = 86_400_000_000
+
+
+def _parse_shape(ch: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Characters of one shape, one string per column (width, k) -> (microseconds since the epoch,
+    vouched for)."""
+    lo, span, weights, offset = _TS_SHAPES[width]
+    good = ~((ch - lo) > span).any(axis=0)  # uint8 arithmetic: below `lo` wraps above `span`
+    year, month, day, hour, minute, second, day_us = (weights @ ch.astype(np.float64) - offset).astype(np.int64)
+    ym = (year - _FIRST_YEAR) * 12 + month - 1
+    known = (month >= 1) & (month <= 12) & (ym >= 0) & (ym < len(_MONTHS))
+    ym = np.where(known, ym, 0)
+    good &= known & (day >= 1) & (day <= _MONTH_DAYS[ym]) & (hour < 24) & (minute < 60) & (second < 60)
+    value = (_MONTH_START[ym] + day - 1) * _DAY_US + day_us
+    good &= (value >= _SINCE_US) & (value < _BEFORE_US)
+    return value, good
+
+
+def _parse_timestamps(ts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """-> (microseconds since the epoch, whether this path vouches for the value) per string."""
+    n = len(ts)
+    # NUL-separated (a non-ASCII character becomes one '?', so offsets hold and that string fails).
+    blob = np.frombuffer(("\0".join(ts) + "\0").encode("ascii", "replace"), dtype=np.uint8)
+    clean = np.count_nonzero(blob == 0) == n  # then every NUL is a separator
+    if clean and len(blob) % n == 0:
+        width = len(blob) // n - 1
+        grid = blob.reshape(n, width + 1)
+        if width in _TS_SHAPES and not grid[:, width].any():  # the usual case: one shape, no gather
+            return _parse_shape(np.ascontiguousarray(grid[:, :width].T), width)
+    if clean:
+        ends = np.flatnonzero(blob == 0)
+        lens = np.diff(ends, prepend=-1) - 1
+    else:
+        lens = np.fromiter(map(len, ts), dtype=np.int64, count=n)
+        ends = np.cumsum(lens + 1) - 1
+    starts = ends - lens
+    us = np.zeros(n, dtype=np.int64)
+    ok = np.zeros(n, dtype=bool)
+    for width in _TS_SHAPES:
+        rows = np.flatnonzero(lens == width)
+        if len(rows):
+            us[rows], ok[rows] = _parse_shape(blob[np.arange(width)[:, None] + starts[rows]], width)
+    return us, ok
+
+
+# Device ids: the schema's pattern ^[class]+$ and lengths, and not a word that reads as missing, checked for
+# the whole column at once (a byte table over the NUL-joined ids); per id only where that fails.
+_ID = SENSOR_READING.spec("device_id")
+_ID_MIN, _ID_MAX = _ID.min_length or 1, _ID.max_length or 1 << 30
+_ID_ONE = re.compile(_ID.pattern).search if _ID.pattern else None
+_ID_CLASS = re.fullmatch(r"\^(\[[^\]\\]+\])\+\$", _ID.pattern or "")
+_ID_BYTES = np.zeros(256, dtype=bool)
+if _ID_CLASS:
+    _ID_BYTES[[b for b in range(1, 128) if re.fullmatch(_ID_CLASS.group(1), chr(b))]] = True
+_MAX_TOKEN = max(len(t) for t in MISSING_TOKENS)
+
+
+def _id_ok(device_id: str) -> bool:
+    return (
+        device_id == device_id.strip(WHITESPACE)
+        and _ID_MIN <= len(device_id) <= _ID_MAX
+        and (_ID_ONE is None or _ID_ONE(device_id) is not None)
+        and device_id.lower() not in MISSING_TOKENS
+    )
+
+
+def _ids_ok(ids: list[str]) -> np.ndarray | None:
+    """None when every device id is one the validator accepts unchanged; else a mask of those that are."""
+    if not _ID_CLASS:
+        return np.fromiter(map(_id_ok, ids), dtype=bool, count=len(ids))
+    blob = np.frombuffer(("\0".join(ids) + "\0").encode("ascii", "replace"), dtype=np.uint8)
+    ends = np.flatnonzero(blob == 0)
+    if len(ends) != len(ids) or _ID_BYTES[blob].sum() != len(blob) - len(ends):
+        return np.fromiter(map(_id_ok, ids), dtype=bool, count=len(ids))  # a character outside the class
+    lens = np.diff(ends, prepend=-1) - 1
+    ok = (lens >= _ID_MIN) & (lens <= _ID_MAX)
+    for i in np.flatnonzero(lens <= _MAX_TOKEN).tolist():
+        if ids[i].lower() in MISSING_TOKENS:
+            ok[i] = False
+    return None if ok.all() else ok
+
+
+def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
+    """A message batch -> (readings as columns, in message order; dead letters);
+    `len(readings) + len(dead) == len(batch.messages)`."""
+    messages = batch.messages
+    n = len(messages)
+    if not n:
+        return Readings.empty(batch.received_at), []
+    payloads = [p for _, p in messages]
+    flat: list[_Flat] = []
+    rest = iter(payloads)
+    while True:  # one C-level pass; a refused payload leaves a placeholder and the pass goes on
         try:
-            r = strict(payload)
+            flat.extend(map(_FLAT.decode, rest))
+            break
         except (msgspec.ValidationError, msgspec.DecodeError):
-            r = None
-        else:
-            ts = r.ts
-            if (
-                (ts.microsecond and long_fraction(payload))
-                or ts.tzinfo is not _UTC
-                or not _SINCE <= ts < _BEFORE
-                or (
-                    r.temperature_c is None
-                    and r.humidity_pct is None
-                    and r.pressure_hpa is None
-                    and r.vibration_g is None
+            flat.append(_NOTHING)
+    ids = [r.device_id for r in flat]
+    ts_us, ok = _parse_timestamps([r.ts for r in flat])
+    values = np.empty((n, len(MEASUREMENTS)), dtype=np.float64)
+    values[:, 0] = np.fromiter([r.temperature_c for r in flat], dtype=np.float64, count=n)
+    values[:, 1] = np.fromiter([r.humidity_pct for r in flat], dtype=np.float64, count=n)
+    values[:, 2] = np.fromiter([r.pressure_hpa for r in flat], dtype=np.float64, count=n)
+    values[:, 3] = np.fromiter([r.vibration_g for r in flat], dtype=np.float64, count=n)
+    ids_ok = _ids_ok(ids)
+    if ids_ok is not None:
+        ok &= ids_ok
+    ok &= ~np.isnan(values).all(axis=1)
+    dead: list[DeadLetter] = []
+    if not ok.all():
+        for i in np.flatnonzero(~ok).tolist():
+            topic, payload = messages[i]
+            out = _full(payload)
+            if isinstance(out, Problem):
+                raw = payload[:_MAX_RAW].decode("utf-8", errors="replace")
+                dead.append(
+                    DeadLetter(batch.source, position(topic, payload), raw, out.reason, out.message, batch.received_at)
                 )
-            ):
-                r = None
-        if r is not None:
-            readings.append(r)
-            continue
-        out = _full(payload)
-        if isinstance(out, Problem):
-            raw = payload[:_MAX_RAW].decode("utf-8", errors="replace")
-            dead.append(
-                DeadLetter(batch.source, position(topic, payload), raw, out.reason, out.message, batch.received_at)
-            )
-        else:
-            readings.append(out)
-    return readings, dead
+                continue
+            ids[i] = out.device_id
+            ts_us[i] = (out.ts - _EPOCH) // _ONE_US
+            values[i] = [np.nan if v is None else v for v in (getattr(out, m) for m in MEASUREMENTS)]
+            ok[i] = True
+    keep = None if len(dead) == 0 else ok
+    column = np.empty(n if keep is None else n - len(dead), dtype=object)
+    column[:] = ids if keep is None else list(compress(ids, keep.tolist()))
+    if keep is None:
+        return Readings(column, ts_us, values, batch.received_at), dead
+    return Readings(column, ts_us[keep], values[keep], batch.received_at), dead

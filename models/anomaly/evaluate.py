@@ -1,6 +1,7 @@
 """Score detectors on the simulator's injected anomalies: precision, recall and cost per event.
 
-A flagged spike is a true positive when a spike label has the same device, measurement and timestamp; a
+Readings go in batches of 1000 in arrival order (as the flow's `detect` step sees them). A flagged spike
+is a true positive when a spike label has the same device, measurement and timestamp; a
 flagged stuck reading when it falls inside a stuck label of that device and measurement. Recall counts
 labels found (a stuck episode is found once any reading in it is flagged). Cost is the detect step's time
 per reading, measured on the same readings.
@@ -12,8 +13,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.connectors.decode import decode_reading
-from engine.connectors.messages import MEASUREMENTS
+from engine.connectors.decode import decode_batch
+from engine.connectors.messages import MEASUREMENTS, MessageBatch, Readings
 from engine.schema import SensorReading
 from engine.sim import Fleet, FleetConfig, Label
 from models.anomaly.stream import DetectorConfig, ShardDetectors
@@ -39,17 +40,18 @@ def simulated(devices: int = 20, hours: float = 6.0, seed: int = 1, anomaly_rate
     """(readings in arrival order, labels) from a seeded fleet (no malformed or late messages)."""
     fleet = Fleet(FleetConfig(devices=devices, rate_hz=rate_hz, seed=seed, anomaly_rate=anomaly_rate))
     msgs = fleet.run(1_700_000_000.0, int(hours * 3600 * rate_hz))
-    readings = [r for r in (decode_reading(m.payload) for m in msgs) if isinstance(r, SensorReading)]
-    return readings, fleet.labels
+    readings, _ = decode_batch(MessageBatch("sim", [(m.topic, m.payload) for m in msgs], 0.0))
+    return readings.rows, fleet.labels
 
 
 def evaluate(cfg: DetectorConfig, readings: Sequence[SensorReading], labels: Sequence[Label], name: str) -> list[Score]:
     det = ShardDetectors(cfg)
+    step = 1000
+    batches = [Readings.from_rows(list(readings[i : i + step])) for i in range(0, len(readings), step)]
     t0 = time.perf_counter()
     found = []
-    step = 1000
-    for i in range(0, len(readings), step):
-        found.extend(det.process(readings[i : i + step]))
+    for batch in batches:
+        found.extend(det.process(batch))
     cost = (time.perf_counter() - t0) / max(len(readings), 1) * 1e6
     spikes = {(lb.device_id, lb.measurement, round(lb.start, 3)) for lb in labels if lb.kind == "spike"}
     stuck = [lb for lb in labels if lb.kind == "stuck"]

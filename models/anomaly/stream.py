@@ -1,25 +1,35 @@
 """Per-device anomaly detection over micro-batches of accepted readings (the IoT flow's `detect` step).
 
-For each device and measurement: a detector (see `detectors.py`) scores each value before learning it;
-a score at or above `threshold` is a *spike*. Spikes are not learned (they would drag the level), unless
-`patience` arrive in a row: then the level really moved and the detector follows it. A value repeated
-exactly `stuck_after` times in a row is a *stuck* sensor (reported once per episode; repeats are not
-learned either, so the variance does not collapse). Devices not seen for `device_ttl_s` of event time
-are forgotten (bounded state).
+For each device and measurement: a detector scores each value before learning it; a score at or above
+`threshold` is a *spike*. Spikes are not learned (they would drag the level), unless `patience` arrive in a
+row: then the level really moved and the detector follows it. A value repeated exactly `stuck_after` times
+in a row is a *stuck* sensor (reported once per episode; repeats are not learned either, so the variance
+does not collapse). Devices not seen for `device_ttl_s` of event time are forgotten (bounded state).
+
+Detectors by measurement (`DetectorConfig.detectors`): `ewz` (the default) runs vectorised over the batch
+with numpy (`ewz.py`); the River detectors (`sad`, `gaussian`, `hst`, and `ewz-river`, the River form of
+`ewz` that `ewz` is parity-tested against) run one reading at a time (`detectors.py`). River, and scipy
+with it, is imported only when one of those is chosen; `off` skips the measurement.
 """
 
 from __future__ import annotations
 
 import pickle
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
+import numpy as np
 
-from engine.connectors.messages import MEASUREMENTS, Anomaly
+from engine.connectors.messages import MEASUREMENTS, Anomaly, Readings, to_datetime
+from engine.errors import UsageError
 from engine.schema import SensorReading
-from models.anomaly.detectors import make_detector
+from models.anomaly.ewz import EwzState, params_from
 
 _DEFAULT_MIN_STD = {"temperature_c": 0.05, "humidity_pct": 0.1, "pressure_hpa": 0.05, "vibration_g": 0.01}
+RIVER_DETECTORS = ("ewz-river", "sad", "gaussian", "hst")  # the names in detectors.DETECTORS besides ewz
+NAMES = ("ewz", *RIVER_DETECTORS, "off")
+_STATE_VERSION = 2
 
 
 class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -50,52 +60,137 @@ class _Track:
 class ShardDetectors:
     """The detectors of the devices in one shard."""
 
-    def __init__(self, cfg: DetectorConfig, devices: dict[str, tuple[float, list[_Track | None]]] | None = None):
+    def __init__(self, cfg: DetectorConfig) -> None:
         self.cfg = cfg
-        self.devices: dict[str, tuple[float, list[_Track | None]]] = devices or {}
-        self._active = [(i, m, cfg.detectors.get(m, "off")) for i, m in enumerate(MEASUREMENTS)]
+        names = [cfg.detectors.get(m, "off") for m in MEASUREMENTS]
+        for name in names:
+            if name not in NAMES:
+                msg = f"unknown detector {name!r}: choose one of {', '.join(NAMES)}"
+                raise UsageError(msg)
+        self._names = names
+        self._ewz = EwzState(params_from(cfg, [n == "ewz" for n in names])) if "ewz" in names else None
+        self._river_cols = [i for i, n in enumerate(names) if n in RIVER_DETECTORS]
+        self._river: dict[int, list[_Track | None]] = {}  # slot -> tracks (River measurements only)
         self._stuck = [m in cfg.stuck_measurements for m in MEASUREMENTS]
+        self.devices: dict[str, int] = {}  # device id -> slot
+        self._ids: list[str | None] = []
+        self._free: list[int] = []
+        self._seen = np.zeros(0)  # event time of each device's latest reading
         self._max_ts = 0.0
         self._since_sweep = 0
 
-    def _new_tracks(self) -> list[_Track | None]:
+    # -- devices ----------------------------------------------------------------------------------------
+    def _slots(self, ids: list[str]) -> np.ndarray:
+        get = self.devices.__getitem__
+        try:
+            return np.fromiter(map(get, ids), dtype=np.int64, count=len(ids))
+        except KeyError:
+            pass
+        new = [d for d in dict.fromkeys(ids) if d not in self.devices]
+        cap = len(self._ids) + max(0, len(new) - len(self._free))
+        if cap > len(self._seen):
+            size = max(cap, 2 * len(self._seen), 64)
+            self._seen = np.concatenate([self._seen, np.zeros(size - len(self._seen))])
+            if self._ewz is not None:
+                self._ewz.grow(size)
+        fresh = []
+        for d in new:
+            slot = self._free.pop() if self._free else len(self._ids)
+            if slot == len(self._ids):
+                self._ids.append(d)
+            else:
+                self._ids[slot] = d
+            self.devices[d] = slot
+            fresh.append(slot)
+        if self._ewz is not None:
+            self._ewz.reset(fresh)
+        return np.fromiter(map(get, ids), dtype=np.int64, count=len(ids))
+
+    def _river_tracks(self) -> list[_Track | None]:
+        from models.anomaly.detectors import make_detector  # River (and scipy) only when chosen
+
         cfg = self.cfg
-        out: list[_Track | None] = []
-        for _, m, name in self._active:
-            if name == "off":
-                out.append(None)
-                continue
+        out: list[_Track | None] = [None] * len(MEASUREMENTS)
+        for i in self._river_cols:
+            name = self._names[i]
+            m = MEASUREMENTS[i]
             det = make_detector(
                 name, fading_factor=cfg.fading_factor, min_std=cfg.min_std.get(m, 0.0), warmup=cfg.warmup
             )
-            out.append(_Track(det))
+            out[i] = _Track(det)
         return out
 
-    def process(self, readings: Iterable[SensorReading]) -> list[Anomaly]:
+    # -- detection --------------------------------------------------------------------------------------
+    def process(self, readings: Readings | Iterable[SensorReading]) -> list[Anomaly]:
+        """Score and learn a batch (arrival order per device); -> the anomalies found."""
+        batch = readings if isinstance(readings, Readings) else Readings.from_rows(list(readings))
+        n = len(batch)
+        if not n:
+            return []
+        ids = batch.device_id.tolist()
+        slots = self._slots(ids)
+        order = np.argsort(slots, kind="stable")
+        dev_of = slots[order]
+        head = np.empty(n, dtype=bool)
+        head[0] = True
+        np.not_equal(dev_of[1:], dev_of[:-1], out=head[1:])
+        starts = np.flatnonzero(head)
+        sizes = np.diff(starts, append=n)
+        dev = dev_of[starts]
+        tu = batch.ts_us[order]
+        found: list[Anomaly] = []
+        if self._ewz is not None:
+            values = batch.values[order]
+            hits = self._ewz.run(dev, values, starts, sizes)
+            if hits:
+                src = order.tolist()
+                for row, i, kind, y, score, expected in hits:
+                    found.append(
+                        Anomaly(
+                            device_id=ids[src[row]],
+                            ts=to_datetime(int(tu[row])),
+                            measurement=MEASUREMENTS[i],
+                            kind=kind,
+                            value=y,
+                            score=round(score, 3),
+                            expected=expected,
+                            detector="repeat" if kind == "stuck" else "ewz",
+                        )
+                    )
+        if self._river_cols:
+            found += self._process_river(batch, slots)
+        self._seen[dev] = tu[starts + sizes - 1] / 1e6  # the latest reading in arrival order
+        top = float(tu.max()) / 1e6
+        if top > self._max_ts:
+            self._max_ts = top
+        self._since_sweep += n
+        if self._since_sweep >= 10_000:
+            self.expire(self._max_ts - self.cfg.device_ttl_s)
+        return found
+
+    def _process_river(self, batch: Readings, slots: np.ndarray) -> list[Anomaly]:
+        """The River detectors, one reading at a time."""
         cfg = self.cfg
         threshold, patience, stuck_after = cfg.threshold, cfg.patience, cfg.stuck_after
         stuck_on = self._stuck
-        devices = self.devices
+        cols = self._river_cols
         out: list[Anomaly] = []
-        max_ts = self._max_ts
-        n = 0
-        for r in readings:
-            n += 1
-            t = r.ts.timestamp()
-            if t > max_ts:
-                max_ts = t
-            entry = devices.get(r.device_id)
-            tracks = self._new_tracks() if entry is None else entry[1]
-            devices[r.device_id] = (t, tracks)
-            for i, y in enumerate((r.temperature_c, r.humidity_pct, r.pressure_hpa, r.vibration_g)):
+        for slot, d, us, row in zip(
+            slots.tolist(), batch.device_id.tolist(), batch.ts_us.tolist(), batch.values.tolist(), strict=True
+        ):
+            tracks = self._river.get(slot)
+            if tracks is None:
+                tracks = self._river[slot] = self._river_tracks()
+            for i in cols:
+                y = row[i]
                 tr = tracks[i]
-                if y is None or tr is None:
+                if y != y or tr is None:
                     continue
                 if y == tr.last:
                     tr.repeats += 1
                     if stuck_on[i] and tr.repeats >= stuck_after and not tr.flagged:
                         tr.flagged = True
-                        out.append(_anomaly(r, i, "stuck", y, float(tr.repeats), tr.det, "repeat"))
+                        out.append(_anomaly(d, us, i, "stuck", y, float(tr.repeats), tr.det, "repeat"))
                     if tr.repeats >= 3:
                         continue  # a repeated value teaches nothing and would collapse the variance
                 else:
@@ -107,43 +202,68 @@ class ShardDetectors:
                 if score >= threshold:
                     tr.consecutive += 1
                     if tr.consecutive <= patience:
-                        out.append(_anomaly(r, i, "spike", y, score, det, self._active[i][2]))
+                        out.append(_anomaly(d, us, i, "spike", y, score, det, self._names[i]))
                         continue
                 else:
                     tr.consecutive = 0
                 det.learn_one(None, y)  # type: ignore[attr-defined]
-        self._max_ts = max_ts
-        self._since_sweep += n
-        if self._since_sweep >= 10_000:
-            self.expire(max_ts - cfg.device_ttl_s)
         return out
 
     def expire(self, before: float) -> int:
         """Forget devices last seen (event time) before `before`; return how many."""
         self._since_sweep = 0
-        gone = [d for d, (last, _) in self.devices.items() if last < before]
-        for d in gone:
-            del self.devices[d]
+        if not self.devices:
+            return 0
+        slots = np.fromiter(self.devices.values(), dtype=np.int64, count=len(self.devices))
+        gone = slots[self._seen[slots] < before].tolist()
+        for slot in gone:
+            del self.devices[self._ids[slot]]  # type: ignore[arg-type]
+            self._ids[slot] = None
+            self._river.pop(slot, None)
+            self._free.append(slot)
         return len(gone)
 
+    # -- recovery ---------------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
-        return pickle.dumps((self.devices, self._max_ts), protocol=pickle.HIGHEST_PROTOCOL)
+        names = list(self.devices)
+        slots = np.fromiter(self.devices.values(), dtype=np.int64, count=len(names))
+        state: dict[str, Any] = {
+            "version": _STATE_VERSION,
+            "names": names,
+            "seen": self._seen[slots],
+            "max_ts": self._max_ts,
+            "ewz": self._ewz.export(slots) if self._ewz is not None else None,
+            "river": [self._river.get(s) for s in slots.tolist()] if self._river_cols else None,
+        }
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def restore(cls, cfg: DetectorConfig, state: bytes | None) -> ShardDetectors:
+        out = cls(cfg)
         if state is None:
-            return cls(cfg)
-        devices, max_ts = pickle.loads(state)  # our own recovery snapshot (Bytewax state)
-        out = cls(cfg, devices)
-        out._max_ts = max_ts
+            return out
+        data = pickle.loads(state)  # our own recovery snapshot (Bytewax state)
+        if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
+            msg = "detector state from another version of tidegate: start with a fresh recovery directory"
+            raise ValueError(msg)
+        names: list[str] = data["names"]
+        slots = out._slots(names)
+        out._seen[slots] = data["seen"]
+        out._max_ts = data["max_ts"]
+        if out._ewz is not None and data["ewz"] is not None:
+            out._ewz.load(data["ewz"], slots)
+        if out._river_cols and data["river"] is not None:
+            for slot, tracks in zip(slots.tolist(), data["river"], strict=True):
+                if tracks is not None:
+                    out._river[slot] = tracks
         return out
 
 
-def _anomaly(r: SensorReading, i: int, kind: str, y: float, score: float, det: object, name: str) -> Anomaly:
+def _anomaly(device_id: str, ts_us: int, i: int, kind: str, y: float, score: float, det: object, name: str) -> Anomaly:
     expected = det.expected() if hasattr(det, "expected") else None
     return Anomaly(
-        device_id=r.device_id,
-        ts=r.ts,
+        device_id=device_id,
+        ts=to_datetime(ts_us),
         measurement=MEASUREMENTS[i],
         kind=kind,
         value=y,

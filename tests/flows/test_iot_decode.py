@@ -28,6 +28,45 @@ ODD = [
     b"[1,2]",
     b"{",
     b'"text"',
+    # the batch path's own checks: device ids, timestamp shapes, calendar, range
+    b'{"device_id":"None","ts":"2024-05-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"na","ts":"2024-05-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"nan1","ts":"2024-05-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1\\n","ts":"2024-05-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d\\u00e91","ts":"2024-05-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d 1","ts":"2024-05-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"' + b"x" * 64 + b'","ts":"2024-05-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"' + b"x" * 65 + b'","ts":"2024-05-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":17,"ts":"2024-05-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00.9Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00.12Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00.123456Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00.Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-02-29T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2023-02-29T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-04-31T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-13-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-00-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T24:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:60:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:60Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01t10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01 10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00+00:00","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"+024-05-01T10:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00.\\u00e9Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z\\u0000","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2030-01-01T00:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2029-12-31T23:59:59.999999Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"2000-01-01T00:00:00Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":"1999-12-31T23:59:59.999999Z","temperature_c":1}',
+    b'{"device_id":"d1","ts":1714557600,"temperature_c":1}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z","temperature_c":1,"humidity_pct":null}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z","vibration_g":16}',
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z","vibration_g":16.0001}',
+    b' {"ts":"2024-05-01T10:00:00Z","device_id":"a:b.c-d_e","vibration_g":1e-3} ',
 ]
 
 
@@ -62,3 +101,21 @@ def test_simulated_traffic_matches_the_validator_and_every_message_is_accounted_
     assert len(dead) == sum(v for k, v in fleet.counts.items() if k not in {"good", "spike", "stuck", "late"})
     assert {d.reason for d in dead} == {"bad_json", "out_of_range", "missing_field", "bad_type", "not_an_object"}
     assert all(d.position.startswith("sensors/dev-") and "#" in d.position for d in dead)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_the_batch_path_gives_every_message_its_per_record_verdict_in_order(mixed: bool) -> None:
+    """Column-wise checks over a batch (one timestamp shape; or mixed shapes and odd payloads interleaved)
+    must keep each message's verdict and the arrival order."""
+    fleet = Fleet(FleetConfig(devices=40, seed=9, anomaly_rate=0.01, bad_rate=0.05 if mixed else 0.0))
+    msgs = [(m.topic, m.payload) for m in fleet.run(1_714_557_600.0, 30)]
+    if mixed:
+        for i, payload in enumerate(ODD):
+            msgs.insert(i * 23 % len(msgs), ("sensors/odd", payload))
+    readings, dead = decode_batch(MessageBatch("t", msgs, 0.0))
+    want = [decode_reading(p) for _, p in msgs]
+    assert [msgspec.structs.asdict(r) for r in readings.rows] == [
+        msgspec.structs.asdict(w) for w in want if isinstance(w, SensorReading)
+    ]
+    assert [(d.reason, d.message) for d in dead] == [(w.reason, w.message) for w in want if isinstance(w, Problem)]
+    assert len(dead) > 20 if mixed else not dead

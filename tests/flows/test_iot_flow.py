@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from pathlib import Path
 
 import duckdb
@@ -10,10 +11,12 @@ import pytest
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, run_main
 
+from engine.connectors.decode import decode_batch
 from engine.connectors.memory import MemorySource, batched
+from engine.connectors.messages import MessageBatch
 from engine.connectors.recovery_probe import CommitProbe
 from engine.sim import Fleet, FleetConfig
-from flows.iot import build_flow, load_config
+from flows.iot import Sharder, build_flow, load_config
 
 T0 = 1_714_557_600.0
 
@@ -113,3 +116,15 @@ def test_a_bad_config_is_a_usage_error(tmp_path: Path, bad: str) -> None:
     path.write_text(bad)
     with pytest.raises(UsageError, match="bad flow config"):
         load_config(path)
+
+
+def test_the_sharder_splits_columns_by_device_hash_keeping_arrival_order() -> None:
+    _, msgs = _fleet()
+    readings, _dead = decode_batch(MessageBatch("t", msgs[:600], 0.0))
+    parts = Sharder(4)((readings, [], 0.0))
+    assert sum(len(p) for _, p in parts) == len(readings) and len(parts) > 1
+    for key, part in parts:
+        ids = part.device_id.tolist()
+        assert {zlib.crc32(d.encode()) % 4 for d in ids} == {int(key)}
+        mine = [r for r in readings.rows if zlib.crc32(r.device_id.encode()) % 4 == int(key)]
+        assert part.rows == mine
