@@ -8,6 +8,7 @@ for MQTT/HTTP messages (`engine.validation.record`). A parity test holds the two
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,7 +93,15 @@ class Schema:
     def candidates(self, name: str) -> tuple[str, ...]:
         """Cleaned column names that can carry field `name`, by priority: the field's own name, then its
         aliases in declaration order. The first one with a value wins (in both validators)."""
-        return (name, *(alias for alias, target in self.aliases.items() if target == name))
+        return self._candidates[name]
+
+    @functools.cached_property
+    def _candidates(self) -> dict[str, tuple[str, ...]]:
+        # Computed once per schema: the per-record validator asks for every field of every record.
+        return {
+            f.name: (f.name, *(alias for alias, target in self.aliases.items() if target == f.name))
+            for f in self.fields
+        }
 
     def canonical(self, cleaned_name: str) -> str | None:
         """The schema field a cleaned column name stands for, or None when it is an extra column."""
