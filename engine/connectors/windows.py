@@ -32,7 +32,6 @@ Time is injected: every call takes `now` (epoch seconds, UTC).
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,6 +40,7 @@ import numpy as np
 
 from engine.connectors.messages import MEASUREMENTS, Readings, WindowAgg, row
 from engine.schema import SensorReading
+from engine.snapshots import dump_state, load_state
 
 _M = len(MEASUREMENTS)
 _N, _SHIFT, _S1, _S2, _MIN, _MAX = range(6)  # per window and measurement
@@ -472,7 +472,6 @@ class ShardWindows:
         }
         log = self._log[0] if self._log else (np.empty(0, np.int64), np.empty(0, np.int64))
         state: dict[str, Any] = {
-            "version": _STATE_VERSION,
             "names": names,
             "floor": floor,
             "seen_at": self._seen_at[slots],
@@ -480,17 +479,14 @@ class ShardWindows:
             "next_uid": self._next_uid,
             "log": log,
         }
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return dump_state(state, _STATE_VERSION)
 
     @classmethod
     def restore(cls, cfg: WindowConfig, state: bytes | None, now: float) -> ShardWindows:
         out = cls(cfg)
         if state is None:
             return out
-        data = pickle.loads(state)  # our own recovery snapshot (Bytewax state)
-        if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
-            msg = "window state from another version of tidegate: start with a fresh recovery directory"
-            raise ValueError(msg)
+        data = load_state(state, _STATE_VERSION, "window")
         names: list[str] = data["names"]
         k = len(names)
         out._grow_slots(k)

@@ -14,7 +14,6 @@ with it, is imported only when one of those is chosen; `off` skips the measureme
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 from engine.connectors.messages import MEASUREMENTS, Anomaly, Readings, to_datetime
 from engine.errors import UsageError
 from engine.schema import SensorReading
+from engine.snapshots import dump_state, load_state
 from models.anomaly.ewz import EwzState, params_from
 
 _DEFAULT_MIN_STD = {"temperature_c": 0.05, "humidity_pct": 0.1, "pressure_hpa": 0.05, "vibration_g": 0.01}
@@ -228,24 +228,20 @@ class ShardDetectors:
         names = list(self.devices)
         slots = np.fromiter(self.devices.values(), dtype=np.int64, count=len(names))
         state: dict[str, Any] = {
-            "version": _STATE_VERSION,
             "names": names,
             "seen": self._seen[slots],
             "max_ts": self._max_ts,
             "ewz": self._ewz.export(slots) if self._ewz is not None else None,
             "river": [self._river.get(s) for s in slots.tolist()] if self._river_cols else None,
         }
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return dump_state(state, _STATE_VERSION)
 
     @classmethod
     def restore(cls, cfg: DetectorConfig, state: bytes | None) -> ShardDetectors:
         out = cls(cfg)
         if state is None:
             return out
-        data = pickle.loads(state)  # our own recovery snapshot (Bytewax state)
-        if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
-            msg = "detector state from another version of tidegate: start with a fresh recovery directory"
-            raise ValueError(msg)
+        data = load_state(state, _STATE_VERSION, "detector")
         names: list[str] = data["names"]
         slots = out._slots(names)
         out._seen[slots] = data["seen"]
