@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from engine.serve.recarrays import RecArrays, RecArraysError
@@ -135,3 +137,56 @@ def test_interaction_rejects_are_explained_and_all_bad_is_a_422(client: TestClie
 def test_bad_k_is_a_4xx(client: TestClient, query: str) -> None:
     r = client.get(f"/v1/recommendations/u1?{query}")
     assert r.status_code == 400 and "k" in r.text
+
+
+def _ranked_over_every_item(scorer: Scorer, user_id: str, recent: tuple[str, ...], k: int) -> list[str]:
+    """The spec of `recommend` for known histories: score every item of the catalogue, drop the seen ones,
+    sort by score (ties by popularity rank)."""
+    batch = scorer.batch_history(user_id)
+    fresh = np.array([scorer.index[i] for i in recent if i in scorer.index], dtype=np.intp)
+    p = scorer.params
+    scored = batch[-p.history_cap :] if p.history_cap > 0 else batch
+    hist = np.concatenate([scored, fresh])
+    weights = scorer._decay_table(hist.size)[: hist.size][::-1].copy()
+    weights[scored.size :] *= p.realtime_weight
+    scores = np.bincount(
+        scorer._neighbors[hist].ravel(),
+        weights=(scorer._sim[hist] * weights[:, None]).ravel(),
+        minlength=scorer.n_items,
+    )
+    scores += scorer._pop_eps
+    unseen = np.setdiff1d(np.arange(scorer.n_items), np.concatenate([batch, fresh]))
+    order = unseen[np.lexsort((scorer._pop_rank[unseen], -scores[unseen]))][:k]
+    return [scorer.item_ids[i] for i in order.tolist()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_top_k_over_candidates_equals_ranking_every_item(data: st.DataObject) -> None:
+    n = data.draw(st.integers(1, 30), label="items")
+    k_nb = data.draw(st.integers(1, 4), label="neighbours")
+    ints = st.integers(0, n - 1)
+    neighbors = np.array(data.draw(st.lists(st.lists(ints, min_size=k_nb, max_size=k_nb), min_size=n, max_size=n)))
+    # few distinct values, so ties (between candidates, and with the popularity backfill) are common
+    sims = st.sampled_from([0.0, 0.25, 0.5, 1.0])
+    similarity = np.array(data.draw(st.lists(st.lists(sims, min_size=k_nb, max_size=k_nb), min_size=n, max_size=n)))
+    popularity = np.array(data.draw(st.lists(st.sampled_from([0.0, 1.0, 2.0, 5.0]), min_size=n, max_size=n)))
+    history = data.draw(st.lists(ints, min_size=1, max_size=8), label="history")
+    arrays = RecArrays(
+        items=np.array([f"i{j}" for j in range(n)]),
+        neighbors=neighbors.astype(np.int32),
+        similarity=similarity.astype(np.float32),
+        popularity=popularity.astype(np.float32),
+        users=np.array(["u"]),
+        hist_ptr=np.array([0, len(history)]),
+        hist_items=np.array(history, dtype=np.int32),
+    )
+    params = ScoringParams(
+        history_cap=data.draw(st.sampled_from([0, 2, 200])),
+        recency_half_life=data.draw(st.sampled_from([0.0, 2.0])),
+        popularity_weight=data.draw(st.sampled_from([0.0, 1e-3, 1.0])),
+    )
+    scorer = Scorer(arrays, params)
+    recent = tuple(data.draw(st.lists(st.sampled_from([f"i{j}" for j in range(n)] + ["unknown"]), max_size=4)))
+    k = data.draw(st.integers(1, n + 2), label="k")
+    assert scorer.recommend("u", recent, k).items == _ranked_over_every_item(scorer, "u", recent, k)
