@@ -28,6 +28,7 @@ from litestar.types import ControllerRouterHandler
 from engine.registry import Registry
 from engine.serve import admin, interactions, ops, predict
 from engine.serve.config import ServeConfig
+from engine.serve.fastroute import document, mounted
 from engine.serve.logging import configure_logging, emit
 from engine.serve.meters import ServeMetrics, timing_middleware
 from engine.serve.models import ModelHost
@@ -102,8 +103,15 @@ def create_app(
 
         routes, feed = dashboard_mount(LiveConfig(mqtt_url=cfg.dashboard_mqtt, live_topic=cfg.live_topic))
         extra_handlers, extra_lifespan = [*extra_handlers, *routes], [*extra_lifespan, feed]
-    return Litestar(
-        route_handlers=[*predict.ROUTES, *interactions.ROUTES, *admin.ROUTES, *ops.ROUTES, *extra_handlers],
+    fast = [*predict.FAST_ROUTES, *interactions.FAST_ROUTES]
+    app = Litestar(
+        route_handlers=[
+            *(mounted(r) for r in fast),
+            *interactions.ROUTES,
+            *admin.ROUTES,
+            *ops.ROUTES,
+            *extra_handlers,
+        ],
         lifespan=[lifespan, *extra_lifespan],
         dependencies={"svc": Provide(_services, sync_to_thread=False)},
         state=State({"cfg": cfg, "metrics": metrics}),
@@ -118,6 +126,8 @@ def create_app(
         logging_config=None,  # our JSON logger (engine.serve.logging); leave the process's logging alone
         debug=False,
     )
+    document(app, fast)
+    return app
 
 
 def app_from_env() -> Litestar:

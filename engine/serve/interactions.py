@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Response, get, post
@@ -23,6 +24,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from engine.schema import INTERACTION
+from engine.serve.fastroute import FastRoute, path_segment
 from engine.serve.predict import ServiceUnavailable
 from engine.serve.services import Services
 from engine.serve.spool import SpoolLine
@@ -101,32 +103,75 @@ def interactions(data: JSONBody[InteractionsRequest], svc: NamedDependency[Servi
     return Response(body, status_code=200 if accepted else 422)
 
 
-@get("/v1/recommendations/{user_id:str}", sync_to_thread=False, tags=["recommendations"])
-def recommendations(
-    user_id: FromPath[str],
-    svc: NamedDependency[Services],
-    k: Annotated[int, QueryParameter(ge=1, le=1000, description="how many items")] = 10,
-) -> RecommendationsResponse:
-    """The top `k` items for `user_id` that the user has not seen yet."""
+RECOMMENDATIONS_ROUTE = "/v1/recommendations/{user_id}"
+_ENCODER = msgspec.json.Encoder()
+
+
+def recommendations(rest: str, query: bytes, body: bytes, svc: Services) -> bytes:
+    """The top `k` items for the user named in the path that the user has not seen yet."""
     host, realtime, metrics, cfg = svc.host, svc.realtime, svc.metrics, svc.cfg
+    user_id = path_segment(rest, "user id")
+    k = _k(query, cfg.max_k)
     model = host.recommender
     if model is None:
         msg = "no recommender is loaded: train one with 'tidegate train-recommender' (see /health/ready)"
         raise ServiceUnavailable(detail=msg)
-    if k > cfg.max_k:
-        msg = f"k: at most {cfg.max_k} items per request, got {k}"
-        raise ValidationException(detail=msg, extra={"field": "k"})
     if len(user_id) > 128:
         raise ValidationException(detail="user_id: at most 128 characters", extra={"field": "user_id"})
     rec = model.scorer.recommend(user_id, realtime.recent(user_id), k)
     metrics.child(metrics.recommendations, model.name, str(model.version), rec.source).inc()
-    return RecommendationsResponse(
-        user_id=user_id,
-        model=model.name,
-        version=model.version,
-        source=rec.source,
-        items=[RecommendedItem(i, s) for i, s in zip(rec.items, rec.scores, strict=True)],
+    return _ENCODER.encode(
+        RecommendationsResponse(
+            user_id=user_id,
+            model=model.name,
+            version=model.version,
+            source=rec.source,
+            items=[RecommendedItem(i, s) for i, s in zip(rec.items, rec.scores, strict=True)],
+        )
     )
 
 
-ROUTES = [interactions, recommendations]
+def _k(query: bytes, max_k: int) -> int:
+    """`k` from the query string (default 10); 400 unless an integer in 1..max_k."""
+    if not query:
+        return 10
+    values = [v for name, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if name == "k"]
+    if not values:
+        return 10
+    raw = values[-1]
+    k = int(raw) if raw.isascii() and raw.isdigit() else 0
+    if not 1 <= k <= max_k:
+        msg = f"k: expected an integer from 1 to {max_k}, got {raw!r}"
+        raise ValidationException(detail=msg, extra={"field": "k"})
+    return k
+
+
+@get(
+    "/v1/recommendations/{user_id:str}",
+    tags=["recommendations"],
+    summary="Recommendations",
+    operation_id="recommendations",
+    sync_to_thread=False,
+)
+def recommendations_doc(
+    user_id: FromPath[str],
+    k: Annotated[int, QueryParameter(ge=1, le=1000, description="how many items (<= max_k)")] = 10,
+) -> RecommendationsResponse:
+    """The top `k` items for `user_id` that the user has not seen yet.
+
+    The batch model's neighbours of the user's history plus the user's latest interactions, scored in one
+    vectorised step; the most popular items for a user with no known history (`source: popularity`).
+    """
+    raise NotImplementedError  # documentation twin: never routed (see engine.serve.fastroute)
+
+
+ROUTES = [interactions]
+FAST_ROUTES = [
+    FastRoute(
+        mount="/v1/recommendations",
+        template=RECOMMENDATIONS_ROUTE,
+        method="GET",
+        handler=recommendations,
+        twin=recommendations_doc,
+    )
+]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,10 +80,15 @@ class OnnxModel:
         self.manifest = manifest
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.feeds = tuple(InputFeed(i.name, i.column or i.name, i.dtype != "string") for i in manifest.inputs)
+        self._feeds = tuple(
+            (f.name, f.column, f.numeric, _NUMPY_DTYPES.get(i.dtype))
+            for f, i in zip(self.feeds, manifest.inputs, strict=True)
+        )
         self.classifier = manifest.task == "classification"
         self.labels = list(manifest.labels)
         outputs = [o.name for o in self.session.get_outputs()]
         self.output = outputs[1] if self.classifier and len(outputs) > 1 else outputs[0]
+        self._output = [self.output]
         self.positive = (
             self.labels.index(manifest.positive_label)
             if manifest.positive_label in self.labels and len(self.labels) == 2
@@ -104,48 +108,53 @@ class OnnxModel:
         """The ONNX feeds for `instances`; BadInput naming the first wrong field."""
         n = len(instances)
         out: dict[str, np.ndarray] = {}
-        for feed in self.feeds:
-            col = feed.column
-            values: list[Any] = [None] * n
-            for r, inst in enumerate(instances):
-                v = inst.get(col, _ABSENT)
-                t = type(v)
-                if (t is str) if not feed.numeric else (t is float or (t is int and -(2**63) <= v < 2**63)):
-                    values[r] = v
-                elif v is None:
-                    values[r] = math.nan if feed.numeric else ""
-                else:
-                    where = f"instances[{r}].{col}"
-                    raise BadInput(where, _wrong(v, col, feed.numeric))
-            if feed.numeric:
-                out[feed.name] = np.array(values, dtype=np.float32).reshape(n, 1)
-            else:
-                out[feed.name] = np.array(values, dtype=object).reshape(n, 1)
+        for name, col, numeric, dtype in self._feeds:
+            if n == 1:  # the common request: no per-column list
+                v = _feed_value(instances[0].get(col, _ABSENT), numeric, dtype)
+                if v is _ABSENT:
+                    raise _bad(instances, col, numeric, dtype is np.int64)
+                out[name] = np.array([[v]], dtype=dtype if numeric else object)
+                continue
+            values = [inst.get(col, _ABSENT) for inst in instances]
+            types = set(map(type, values))
+            if not types <= _PLAIN[dtype] or (int in types and not all(_in_i64(v) for v in values if type(v) is int)):
+                values = [_feed_value(v, numeric, dtype) for v in values]  # nulls, or a value to refuse
+                if any(v is _ABSENT for v in values):
+                    raise _bad(instances, col, numeric, dtype is np.int64)
+            out[name] = np.array(values, dtype=dtype if numeric else object).reshape(n, 1)
         return out
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return np.asarray(self.session.run([self.output], feeds)[0])
+        return np.asarray(self.session.run(self._output, feeds)[0])
 
     def predict(self, instances: list[dict[str, Any]]) -> list[Prediction]:
         """One prediction per instance (see `Prediction`)."""
         out = self.run(self.arrays(instances))
         if not self.classifier:
             return [Prediction(value=v) for v in out.reshape(len(instances), -1)[:, 0].astype(float).tolist()]
-        probs = out.astype(np.float64)
-        if self.positive is not None and self.threshold is not None:
-            pos = probs[:, self.positive] >= self.threshold
-            chosen = np.where(pos, self.positive, 1 - self.positive)
+        labels, pos, threshold = self.labels, self.positive, self.threshold
+        if len(instances) <= _PY_ROWS:  # a few rows: plain Python beats numpy's per-call cost
+            rows = out.tolist()
+            if pos is not None and threshold is not None:
+                chosen = [pos if r[pos] >= threshold else 1 - pos for r in rows]
+            else:
+                chosen = [r.index(max(r)) for r in rows]
+            probs = [[round(x * 1e6) / 1e6 for x in r] for r in rows]  # = numpy's round(6): rint(x·1e6)/1e6
         else:
-            chosen = probs.argmax(axis=1)
-        labels = self.labels
+            p64 = out.astype(np.float64)
+            if pos is not None and threshold is not None:
+                chosen = np.where(p64[:, pos] >= threshold, pos, 1 - pos).tolist()
+            else:
+                chosen = p64.argmax(axis=1).tolist()
+            probs = p64.round(6).tolist()
         return [
             Prediction(label=labels[c], probabilities=dict(zip(labels, p, strict=True)))
-            for c, p in zip(chosen.tolist(), probs.round(6).tolist(), strict=True)
+            for c, p in zip(chosen, probs, strict=True)
         ]
 
     def warm_up(self) -> None:
         """One prediction on an all-missing row, so the first real request does not pay for lazy init."""
-        self.predict([{f.column: None for f in self.feeds}])
+        self.predict([{col: (0 if dtype is np.int64 else None) for _, col, _, dtype in self._feeds}])
 
 
 class RecModel:
@@ -176,6 +185,43 @@ _LOAD_ERRORS = (TidegateError, OSError, ValueError, RuntimeError, *_ORT_ERRORS)
 
 
 _ABSENT = object()
+_PY_ROWS = 16  # up to this many rows, predictions are post-processed in Python (same numbers)
+_NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "string": None}
+_PLAIN = {np.float32: {float, int}, np.float64: {float, int}, np.int64: {int}, None: {str}}  # no null
+
+
+def _in_i64(v: int) -> bool:
+    return -(2**63) <= v < 2**63
+
+
+def _feed_value(v: Any, numeric: bool, dtype: Any) -> Any:
+    """What an ONNX input of this kind is fed for the JSON value `v` (null: NaN or ""); `_ABSENT` if it takes none."""
+    t = type(v)
+    if (t is str) if not numeric else ((t is int and _in_i64(v)) or (t is float and dtype is not np.int64)):
+        return v
+    if v is None and dtype is not np.int64:
+        return None if numeric else ""  # None becomes NaN in a float array
+    return _ABSENT
+
+
+def _bad(instances: list[dict[str, Any]], column: str, numeric: bool, integer: bool) -> BadInput:
+    """The BadInput for the first instance whose `column` the model cannot take."""
+    for r, inst in enumerate(instances):
+        v = inst.get(column, _ABSENT)
+        t = type(v)
+        if integer:
+            ok = t is int and _in_i64(v)
+        else:
+            ok = v is None or ((t is str) if not numeric else (t is float or (t is int and _in_i64(v))))
+        if not ok:
+            where = f"instances[{r}].{column}"
+            if integer and v is None:
+                return BadInput(where, "expected an integer: this model input takes no null")
+            if integer and t is float:
+                return BadInput(where, "expected an integer, got a float")
+            return BadInput(where, _wrong(v, column, numeric))
+    msg = f"instances: column {column!r} has a value the model cannot take"
+    return BadInput("instances", msg)
 
 
 def _wrong(v: object, column: str, numeric: bool) -> str:
