@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -132,4 +133,14 @@ def create_app(
 
 def app_from_env() -> Litestar:
     """The app for the config that `tidegate serve` put in $TIDEGATE_SERVE_CONFIG (ASGI server factory)."""
-    return create_app(ServeConfig.from_json(os.environ[CONFIG_ENV]))
+    return create_app(ServeConfig.from_json(os.environ[CONFIG_ENV]), extra_lifespan=[_freeze_gc])
+
+
+@asynccontextmanager
+async def _freeze_gc(app: Litestar) -> AsyncIterator[None]:
+    """Once the app has started, move every object it holds (modules, models) out of the garbage collector's
+    sight: a full collection then scans only what requests create, not the ~50 000 objects of the imports
+    (~6-12 ms each time, a pause every in-flight request would wait for)."""
+    gc.collect()
+    gc.freeze()
+    yield
