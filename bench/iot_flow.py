@@ -32,7 +32,7 @@ from engine.connectors.windows import ShardWindows
 from engine.connectors.windows_ref import ReferenceWindows
 from engine.schema import SensorReading
 from engine.sim import Fleet, FleetConfig
-from flows.iot import IotConfig, Sharder, build_flow, load_config
+from flows.iot import IotConfig, Sharder, build_flow, load_config, shard_count
 from models.anomaly import DetectorConfig, ShardDetectors
 from models.anomaly.stream_ref import ReferenceDetectors
 
@@ -49,7 +49,7 @@ def workload(devices: int, ticks: int, seed: int = 5, batch: int = BATCH) -> lis
 
 def vector_loop(batches: list[list[tuple[str, bytes]]], cfg: IotConfig) -> int:
     """decode + validate, shard, window, detect: the flow's batch functions with no engine around them."""
-    shards = cfg.windows.shards
+    shards = shard_count(cfg)
     wins = {str(i): ShardWindows(cfg.windows) for i in range(shards)}
     dets = {str(i): ShardDetectors(cfg.detect) for i in range(shards)}
     split = Sharder(shards)
@@ -72,7 +72,7 @@ def vector_loop(batches: list[list[tuple[str, bytes]]], cfg: IotConfig) -> int:
 
 def event_loop(batches: list[list[tuple[str, bytes]]], cfg: IotConfig) -> int:
     """The same work one message at a time (per-record decode, per-event windows, River detectors)."""
-    shards = cfg.windows.shards
+    shards = shard_count(cfg)
     wins = {str(i): ReferenceWindows(cfg.windows) for i in range(shards)}
     dets = {str(i): ReferenceDetectors(cfg.detect) for i in range(shards)}
     cache: dict[str, str] = {}
@@ -135,7 +135,8 @@ def run(quick: bool, batch: int = BATCH, devices: int = 1000, shards: int | None
     batches = workload(devices, ticks, batch=batch)
     n = sum(len(b) for b in batches)
     results: list[dict[str, Any]] = []
-    size = f"{n:,} msgs, {devices:,} devices, batches of {batch:,}, {shards or 'default'} shards"
+    count = shards or shard_count(load_config(None))
+    size = f"{n:,} msgs, {devices:,} devices, batches of {batch:,}, {count} shard{'s' * (count > 1)}"
     for label, detect in (("", DetectorConfig()), (" (detectors off)", DetectorConfig(detectors={}))):
         knobs: dict[str, Any] = {"length_s": 60.0, "allowed_lateness_s": 5.0}
         if shards is not None:

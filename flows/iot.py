@@ -11,7 +11,8 @@ Items are micro-batches all the way (a batch of messages, then a batch of readin
 per-item cost is paid per batch, and readings travel as columns (`Readings`: numpy arrays), so every step
 works on a whole batch at once: decoding and validation column-wise, windows as group-bys merged into
 per-device running aggregates, the `ewz` detector as numpy rounds over all devices of a shard. Devices are
-spread over `windows.shards` keyed states by a stable hash; the DuckDB sink has one partition (one writer).
+spread over `shard_count(cfg)` keyed states by a stable hash (`windows.shards`; by default one per MQTT
+partition, so one in a single process); the DuckDB sink has one partition (one writer).
 The logic lives in plain, Bytewax-free classes (`engine.connectors.decode`,
 `engine.connectors.windows.ShardWindows`, `models.anomaly.ShardDetectors`); this module only wires them.
 """
@@ -24,13 +25,13 @@ import time
 import tomllib
 import zlib
 from collections.abc import Callable
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
 import msgspec
 import numpy as np
-import polars as pl
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
@@ -54,7 +55,7 @@ from engine.connectors.mqtt_source import MqttSource
 from engine.connectors.windows import ShardWindows, WindowConfig
 from engine.errors import UsageError
 from engine.schema import SENSOR_READING, SensorReading
-from engine.storage import Store
+from engine.storage import Columns, Store
 from engine.validation.rules import LATE
 from models.anomaly import DetectorConfig, ShardDetectors
 
@@ -65,8 +66,23 @@ Clock = Callable[[], float]
 class SinkConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     db: str = "tidegate.duckdb"
     run_id: str = "iot"  # rejects are idempotent per (run_id, source, position): keep it stable across restarts
-    duckdb_memory_mb: int | None = 64  # an edge gateway is small: cap DuckDB's buffer pool (None: its default)
+    # An edge gateway is small: cap DuckDB's buffer pool (None: DuckDB's default, 80% of RAM). Not much below
+    # 32: every column being appended to holds a 256 KB block until the next checkpoint (~25 MB over the four
+    # tables), and with 16 a checkpoint fails within minutes at 10 000 devices (bench/iot_rss.py).
+    duckdb_memory_mb: int | None = 32
     duckdb_threads: int | None = 1  # the flow is one core's work; more DuckDB threads mostly cost memory
+    # DuckDB keeps some metadata per appended row in memory until its connection closes (~0.2 MB per million
+    # readings, more for the wide `readings_1m`): the sink reopens it after this many rows (None: never).
+    reopen_after_rows: int | None = 5_000_000
+
+    def duckdb_settings(self) -> dict[str, str | int | bool]:
+        """The store connection's DuckDB settings (file ingestion keeps DuckDB's defaults)."""
+        out: dict[str, str | int | bool] = {}
+        if self.duckdb_memory_mb:
+            out["memory_limit"] = f"{int(self.duckdb_memory_mb)}MB"
+        if self.duckdb_threads:
+            out["threads"] = int(self.duckdb_threads)
+        return out
 
 
 class AlertConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -119,6 +135,11 @@ def _decode(batch: MessageBatch) -> tuple[Readings, list[DeadLetter], float]:
     return readings, dead, batch.received_at
 
 
+def shard_count(cfg: IotConfig) -> int:
+    """Keyed states for windows and detectors: `windows.shards`, else one per MQTT partition."""
+    return cfg.windows.shards or max(cfg.mqtt.partitions, 1)
+
+
 class Sharder:
     """device_id -> shard (stable crc32, never Python's salted hash; the cache is bounded); one columnar
     batch per shard, arrival order kept."""
@@ -143,8 +164,10 @@ class Sharder:
             return [("0", readings)]
         ids = readings.device_id.tolist()
         cache = self.cache
-        try:
-            shard = np.fromiter(map(cache.__getitem__, ids), dtype=np.int64, count=n)
+        try:  # one C-level pass over the cache
+            shard = (
+                np.fromiter(itemgetter(*ids)(cache), dtype=np.int64, count=n) if n > 1 else np.array([cache[ids[0]]])
+            )
         except KeyError:
             shard = np.fromiter((cache[d] if d in cache else self._shard(d) for d in ids), dtype=np.int64, count=n)
         order = np.argsort(shard, kind="stable")
@@ -153,7 +176,7 @@ class Sharder:
         lo = 0
         for key, hi in zip(self.keys, bounds, strict=True):
             if hi > lo:
-                out.append((key, readings.take(order[lo:hi])))
+                out.append((key, readings if hi - lo == n else readings.take(order[lo:hi])))
             lo = hi
         return out
 
@@ -225,72 +248,73 @@ def _concat(batches: list[Readings]) -> Readings:
     )
 
 
-def _utc(seconds: list[float]) -> pl.Series:
-    return pl.Series([int(s * 1_000_000) for s in seconds], dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+def _utc(seconds: list[float]) -> np.ndarray:
+    """Epoch seconds as datetime64[us] (UTC), truncated to the microsecond as DuckDB stores them."""
+    return (np.asarray(seconds, dtype=np.float64) * 1_000_000).astype(np.int64).view("datetime64[us]")
 
 
-def readings_frame(readings: Readings | list[SensorReading]) -> pl.DataFrame:
+def _strings(values: list[str | None]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def readings_columns(readings: Readings | list[SensorReading]) -> Columns:
+    """The `readings` table's columns, as numpy arrays DuckDB scans in place (no polars, no pyarrow)."""
     batch = readings if isinstance(readings, Readings) else Readings.from_rows(readings)
-    return pl.DataFrame(
-        {
-            "device_id": pl.Series(batch.device_id.tolist(), dtype=pl.String),
-            "ts": pl.Series(batch.ts_us, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")),
-            **{
-                m: pl.Series(np.ascontiguousarray(batch.values[:, i]), dtype=pl.Float64, nan_to_null=True)
-                for i, m in enumerate(MEASUREMENTS)
-            },
-        }
-    )
+    return {
+        "device_id": batch.device_id,
+        "ts": np.asarray(batch.ts_us, dtype=np.int64).view("datetime64[us]"),
+        **{m: np.ascontiguousarray(batch.values[:, i]) for i, m in enumerate(MEASUREMENTS)},  # NaN: NULL
+    }
 
 
-def windows_frame(aggs: WindowAggs) -> pl.DataFrame:
+def windows_columns(aggs: WindowAggs) -> Columns:
     rows = aggs.rows
-    data: dict[str, Any] = {
-        "device_id": pl.Series([w.device_id for w in rows], dtype=pl.String),
+    stats = np.array([w.stats for w in rows], dtype=np.float64).reshape(len(rows), len(MEASUREMENTS), len(STAT_NAMES))
+    data: dict[str, np.ndarray] = {
+        "device_id": _strings([w.device_id for w in rows]),
         "window_start": _utc([w.window_start for w in rows]),
         "window_end": _utc([w.window_end for w in rows]),
-        "count": pl.Series([w.count for w in rows], dtype=pl.Int64),
+        "count": np.array([w.count for w in rows], dtype=np.int64),
     }
     for i, m in enumerate(MEASUREMENTS):
         for j, s in enumerate(STAT_NAMES):
-            dtype = pl.Int64 if s == "count" else pl.Float64
-            data[f"{m}_{s}"] = pl.Series([w.stats[i][j] for w in rows], dtype=dtype)
+            col = np.ascontiguousarray(stats[:, i, j])  # None (no value, std below two): NaN, stored as NULL
+            data[f"{m}_{s}"] = col.astype(np.int64) if s == "count" else col
     data["closed_at"] = _utc([w.closed_at for w in rows])
-    return pl.DataFrame(data)
+    return data
 
 
-def anomalies_frame(found: list[Any], detected_at: float) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "device_id": pl.Series([a.device_id for a in found], dtype=pl.String),
-            "ts": pl.Series([a.ts for a in found], dtype=pl.Datetime("us", "UTC")),
-            "measurement": pl.Series([a.measurement for a in found], dtype=pl.String),
-            "kind": pl.Series([a.kind for a in found], dtype=pl.String),
-            "value": pl.Series([a.value for a in found], dtype=pl.Float64),
-            "score": pl.Series([a.score for a in found], dtype=pl.Float64),
-            "expected": pl.Series([a.expected for a in found], dtype=pl.Float64),
-            "detector": pl.Series([a.detector for a in found], dtype=pl.String),
-            "detected_at": _utc([detected_at] * len(found)),
-        }
-    )
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = dt.timedelta(microseconds=1)
 
 
-def _rejects_frame(rows: list[DeadLetter], run_id: str) -> pl.DataFrame:
-    # Imported here: `engine.ingest` loads pyarrow (~40 MB), which only the store's writes need.
-    from engine.ingest.check import REJECT_COLUMNS
+def anomalies_columns(found: list[Any], detected_at: float) -> Columns:
+    return {
+        "device_id": _strings([a.device_id for a in found]),
+        "ts": np.array([(a.ts - _EPOCH) // _US for a in found], dtype=np.int64).view("datetime64[us]"),
+        "measurement": _strings([a.measurement for a in found]),
+        "kind": _strings([a.kind for a in found]),
+        "value": np.array([a.value for a in found], dtype=np.float64),
+        "score": np.array([a.score for a in found], dtype=np.float64),
+        "expected": np.array([a.expected for a in found], dtype=np.float64),  # None: NaN, stored as NULL
+        "detector": _strings([a.detector for a in found]),
+        "detected_at": _utc([detected_at] * len(found)),
+    }
 
-    return pl.DataFrame(
-        {
-            "source": pl.Series([d.source for d in rows], dtype=pl.String),
-            "position": pl.Series([d.position for d in rows], dtype=pl.String),
-            "raw": pl.Series([d.raw for d in rows], dtype=pl.String),
-            "reason": pl.Series([d.reason for d in rows], dtype=pl.String),
-            "message": pl.Series([d.message for d in rows], dtype=pl.String),
-            "received_at": _utc([d.received_at for d in rows]),
-            "run_id": pl.Series([run_id] * len(rows), dtype=pl.String),
-            "schema": pl.Series([SENSOR_READING.name] * len(rows), dtype=pl.String),
-        }
-    ).select(REJECT_COLUMNS)
+
+def _rejects_columns(rows: list[DeadLetter], run_id: str) -> Columns:
+    return {
+        "source": _strings([d.source for d in rows]),
+        "position": _strings([d.position for d in rows]),
+        "raw": _strings([d.raw for d in rows]),
+        "reason": _strings([d.reason for d in rows]),
+        "message": _strings([d.message for d in rows]),
+        "received_at": _utc([d.received_at for d in rows]),
+        "run_id": _strings([run_id] * len(rows)),
+        "schema": _strings([SENSOR_READING.name] * len(rows)),
+    }
 
 
 class _StorePartition(StatefulSinkPartition[Any, None]):
@@ -299,14 +323,23 @@ class _StorePartition(StatefulSinkPartition[Any, None]):
     def __init__(self, cfg: SinkConfig, clock: Clock) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.store = Store(cfg.db)
-        if cfg.duckdb_memory_mb:
-            self.store.con.execute(f"SET memory_limit = '{int(cfg.duckdb_memory_mb)}MB'")
-        if cfg.duckdb_threads:
-            self.store.con.execute(f"SET threads = {int(cfg.duckdb_threads)}")
-        self.store.ensure(SENSOR_READING)
-        self.store.upsert_windows(pl.DataFrame())
-        self.store.upsert_anomalies(pl.DataFrame())
+        self.store = self._open()
+        self.written = 0  # rows written since the store was opened
+
+    def _open(self) -> Store:
+        store = Store(self.cfg.db, settings=self.cfg.duckdb_settings())
+        store.ensure(SENSOR_READING)
+        store.upsert_windows({})  # creates the tables
+        store.upsert_anomalies({})
+        return store
+
+    def _count(self, rows: int) -> None:
+        """Reopen the store once `reopen_after_rows` rows were written through it (bounds DuckDB's memory)."""
+        self.written += rows
+        if self.cfg.reopen_after_rows and self.written >= self.cfg.reopen_after_rows:
+            self.store.close()
+            self.store = self._open()
+            self.written = 0
 
     def write_batch(self, items: list[Any]) -> None:
         readings: list[Readings] = []
@@ -328,7 +361,7 @@ class _StorePartition(StatefulSinkPartition[Any, None]):
         store = self.store
         if readings:
             batch = _concat(readings)
-            stored = store.insert_new(SENSOR_READING, readings_frame(batch))
+            stored = store.insert_new(SENSOR_READING, readings_columns(batch))
             now = self.clock()
             metrics.EVENTS.labels(FLOW, "store", "stored").inc(stored)
             if stored < len(batch):
@@ -339,31 +372,22 @@ class _StorePartition(StatefulSinkPartition[Any, None]):
         if late:
             dead.extend(self._late(late))
         if dead:
-            store.add_rejects(_rejects_frame(dead, self.cfg.run_id))
+            store.add_rejects(_rejects_columns(dead, self.cfg.run_id))
         for w in windows:
-            store.upsert_windows(windows_frame(w))
+            store.upsert_windows(windows_columns(w))
             lag = metrics.WINDOW_CLOSE_LAG.labels(FLOW)
             for row in w.rows:
                 lag.observe(max(row.closed_at - row.window_end, 0.0))
         if found:
-            store.upsert_anomalies(anomalies_frame(found, self.clock()))
+            store.upsert_anomalies(anomalies_columns(found, self.clock()))
             for a in found:
                 metrics.ANOMALIES.labels(FLOW, a.measurement, a.kind).inc()
+        self._count(sum(map(len, readings)) + len(dead) + sum(len(w.rows) for w in windows) + len(found))
 
     def _late(self, batches: list[LateReadings]) -> list[DeadLetter]:
         """Late readings that storage already holds were redeliveries (duplicates), not rejects."""
         rows = [r for b in batches for r in b.rows]
-        frame = readings_frame(rows).with_row_index("i")
-        self.store.con.register("_late", frame.select("i", "device_id", "ts").to_arrow())
-        try:
-            known = {
-                i
-                for (i,) in self.store.con.execute(
-                    "SELECT b.i FROM _late b JOIN readings r ON r.device_id = b.device_id AND r.ts = b.ts"
-                ).fetchall()
-            }
-        finally:
-            self.store.con.unregister("_late")
+        known = self.store.stored_positions(SENSOR_READING, readings_columns(rows))
         out = []
         k = 0
         for b in batches:
@@ -478,7 +502,7 @@ def build_flow(
     raw = op.input("mqtt", flow, source)
     decoded = op.map("decode", raw, _decode)
     dead = op.filter_map("rejects", decoded, lambda d: DeadLetters(d[1]) if d[1] else None)
-    sharded = op.flat_map("shard", decoded, Sharder(cfg.windows.shards))
+    sharded = op.flat_map("shard", decoded, Sharder(shard_count(cfg)))
     windowed = op.stateful("windows", sharded, lambda s: _WindowLogic(cfg.windows, s, clock))
     accepted = op.filter_map("accepted", windowed, _accepted)
     found = op.stateful("detect", accepted, lambda s: _DetectLogic(cfg.detect, s))

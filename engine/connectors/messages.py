@@ -47,7 +47,8 @@ class DeadLetters(msgspec.Struct, frozen=True):
 class Readings(msgspec.Struct, frozen=True, eq=False):
     """Readings as columns (one row per reading, in arrival order), so steps work on whole batches:
     `device_id` (numpy object array of str), `ts_us` (int64 microseconds since the epoch, UTC: exact, as
-    stored), `values` (float64, shape (n, 4), one column per `MEASUREMENTS` name, NaN where absent).
+    stored), `values` (float64, shape (n, 4), one column per `MEASUREMENTS` name, NaN where absent; any
+    memory order: `decode_batch` hands out `values.T` contiguous, one measurement after the other).
     Accepted into their windows (not late, not already seen) once past the `windows` step."""
 
     device_id: Any

@@ -13,7 +13,10 @@ Semantics (those of Bytewax's `EventClock` + `TumblingWindower`, applied per dev
   forgotten. Downtime does not count: after a resume, system time restarts from the restore moment.
 
 `engine.connectors.windows_ref.ReferenceWindows` is the same thing one reading at a time; a parity test
-holds the two together. How a batch is done without a per-reading Python step:
+holds the two together. The usual batch (every reading in a window its device already has open, on time,
+not a repeat: all but the batches where windows open) is checked for that and applied in place, reading by
+reading in arrival order, with unbuffered indexed ufuncs (`_common`). Any other batch, without a
+per-reading Python step either:
 - Readings are grouped by device (a stable sort keeps arrival order). The watermark each reading is judged
   by is max(the device's watermark at the start of the batch, the largest event time before it in the
   batch - lateness): a segmented running maximum.
@@ -33,6 +36,7 @@ Time is injected: every call takes `now` (epoch seconds, UTC).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -47,18 +51,22 @@ _N, _SHIFT, _S1, _S2, _MIN, _MAX = range(6)  # per window and measurement
 _EMPTY = np.array([0.0, 0.0, 0.0, 0.0, np.nan, np.nan])[:, None].repeat(_M, axis=1)
 _NONE = np.iinfo(np.int64).min
 _STATE_VERSION = 2
+_NO_STATS = (0, None, None, None, None)
 
 
 class WindowConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Window knobs. Changing `length_s` or `shards` between runs that share a recovery dir is not allowed."""
+    """Window knobs. Changing `length_s` or the shard count (`shards`, or `mqtt.partitions` when it is None)
+    between runs that share a recovery dir is not allowed."""
 
     length_s: float = 60.0
     allowed_lateness_s: float = 10.0
     # Devices are spread over this many keyed states (stable crc32 of device_id), which Bytewax places on its
-    # workers: a cluster of processes shares the window work only across shards. Each shard's batch is one
-    # vectorised pass with a fixed cost (~100 numpy calls), so fewer, fuller shards are faster: 1 is the
-    # fastest for one process; keep at least one per process (a few per process balance better).
-    shards: int = 4
+    # workers: a cluster of processes shares the window (and detector) work only across shards. Each shard's
+    # batch is one vectorised pass with a fixed cost (~150 numpy calls), so fewer, fuller shards are faster:
+    # one process measured ~35% faster with 1 shard than with 4 (bench.iot_flow). None: one per MQTT
+    # partition (`mqtt.partitions`), i.e. 1 for a single process and one per process in a cluster; set it
+    # higher in a cluster for a more even balance.
+    shards: int | None = None
     tick_s: float = 0.5  # how often windows of silent devices are checked for closing
     device_ttl_s: float = 3600.0
 
@@ -75,16 +83,20 @@ class ShardWindows:
         self._seen_at = np.empty(0)
         self._floor = np.empty(0)
         self._used = np.zeros(0, dtype=bool)  # slot holds a device
-        self._ring = 2
+        self._ring = 2  # open windows a device may have at once (a power of two)
         self._alloc_cells(0)
         self._next_uid = 0
+        # Window index as integer division of microseconds: exact for whole-second lengths (see `_common`).
+        self._length_us = int(cfg.length_s) * 1_000_000 if float(cfg.length_s).is_integer() else 0
+        self._newest = np.empty(0, dtype=np.int64)  # scratch per slot for `_common`, _NONE between calls
         self._log: list[tuple[np.ndarray, np.ndarray]] = []  # (window uid, ts_us) counted in open windows
         self._log_len = 0
+        self._log_limit = 65_536  # compact beyond this (see `_compact_log`)
 
     # -- state layout -----------------------------------------------------------------------------------
     def _alloc_cells(self, cells: int) -> None:
         self._uid = np.full(cells, -1, dtype=np.int64)  # -1: free
-        self._idx = np.zeros(cells, dtype=np.int64)
+        self._idx = np.full(cells, _NONE, dtype=np.int64)  # _NONE: free
         self._count = np.zeros(cells, dtype=np.int64)
         self._last = np.full(cells, -np.inf)
         self._stats = np.repeat(_EMPTY[None], cells, axis=0)  # (cells, 6, M): see _N .. _MAX
@@ -109,6 +121,7 @@ class ShardWindows:
 
     def _clear_cells(self, cells: np.ndarray) -> None:
         self._uid[cells] = -1
+        self._idx[cells] = _NONE
         self._count[cells] = 0
         self._last[cells] = -np.inf
         self._stats[cells] = _EMPTY
@@ -122,6 +135,7 @@ class ShardWindows:
         self._seen_at = np.concatenate([self._seen_at, np.zeros(new - cap)])
         self._floor = np.concatenate([self._floor, np.full(new - cap, -np.inf)])
         self._used = np.concatenate([self._used, np.zeros(new - cap, dtype=bool)])
+        self._newest = np.concatenate([self._newest, np.full(new - cap, _NONE)])
         old = self._cell_arrays()
         self._alloc_cells(new * self._ring)
         for dst, src in zip(self._cell_arrays(), old, strict=True):
@@ -140,9 +154,8 @@ class ShardWindows:
             dst[dest] = src[live]
 
     def _slots(self, ids: list[str], now: float) -> np.ndarray:
-        get = self.devices.__getitem__
         try:
-            return np.fromiter(map(get, ids), dtype=np.int64, count=len(ids))
+            return _lookup(self.devices, ids)
         except KeyError:
             pass
         new = [d for d in dict.fromkeys(ids) if d not in self.devices]
@@ -159,7 +172,7 @@ class ShardWindows:
             self._max_ts[slot] = -np.inf
             self._floor[slot] = -np.inf
             self._seen_at[slot] = now
-        return np.fromiter(map(get, ids), dtype=np.int64, count=len(ids))
+        return _lookup(self.devices, ids)
 
     def _watermark(self, slots: np.ndarray, now: float) -> np.ndarray:
         wm = self._max_ts[slots] - self.cfg.allowed_lateness_s + np.maximum(now - self._seen_at[slots], 0.0)
@@ -177,6 +190,8 @@ class ShardWindows:
             return batch, [], 0, []
         lateness = self.cfg.allowed_lateness_s
         slots = self._slots(batch.device_id.tolist(), now)
+        if self._length_us and self._common(batch, slots, now):
+            return batch, [], 0, []
 
         # 1. by device, arrival order kept; the watermark each reading meets
         order = np.argsort(slots, kind="stable")
@@ -320,6 +335,74 @@ class ShardWindows:
         accepted = batch if len(order) == n else batch.take(np.sort(order))
         return accepted, late_out, dups, closed
 
+    def _common(self, batch: Readings, slots: np.ndarray, now: float) -> bool:
+        """The usual batch, in place and without grouping by device: every reading falls in a window its
+        device already has open, none is late, none can be a repeat. -> False (nothing changed) when that is
+        not so.
+
+        Each reading then goes straight into its window's running statistics with unbuffered indexed
+        ufuncs (`np.add.at`, ...), which apply the values in arrival order: the reference's own arithmetic.
+        The window index is `ts_us // length_us`, which equals `floor(ts_us / 1e6 / length_s)` for a
+        whole-second length while event times are below 2**32 s (the schema ends them in 2030)."""
+        tu = batch.ts_us
+        widx = tu // self._length_us
+        cell = slots * self._ring + (widx & (self._ring - 1))
+        if not (self._idx[cell] == widx).all():
+            return False  # a window to open
+        t = tu / 1e6
+        if not (t > self._last[cell]).all():
+            return False  # not newer than its window's newest: maybe a repeat
+        # Late: the watermark a reading meets is at most max(the device's at the start, its newest in the
+        # batch - lateness); a reading at or above that bound is on time whatever came before it.
+        lateness = self.cfg.allowed_lateness_s
+        newest = self._newest
+        np.maximum.at(newest, slots, tu)
+        top = newest[slots] / 1e6
+        newest[slots] = _NONE
+        wm0 = self._watermark(slots, now)
+        if not (t >= np.maximum(wm0, top - lateness)).all():
+            return False
+        # Repeats inside the batch: (window, event time) pairs must be distinct.
+        base = int(tu.min())
+        span = int(tu.max()) - base + 1
+        if span * (len(self._uid) + 1) >= 1 << 62:
+            return False
+        key = np.sort(cell * span + (tu - base), kind="stable")  # runs of arrival order: a cheap merge
+        if (key[1:] == key[:-1]).any():
+            return False
+        x = batch.values.T.ravel()  # (M * n,) measurement-major
+        at = (np.arange(_M)[:, None] + cell * (6 * _M)).ravel()  # the (N, m) entry of each value's window
+        stats = self._stats.reshape(-1)
+        valid = x == x
+        complete = bool(valid.all())
+        fresh = stats[at] == 0
+        if fresh.any() if complete else (fresh & valid).any():
+            return False  # a measurement's first value in its window: it sets the window's shift
+        # -- from here on, the batch is applied
+        moved = top > self._max_ts[slots]
+        dev = slots[moved]
+        self._max_ts[dev] = top[moved]
+        self._seen_at[dev] = now
+        self._floor[dev] = wm0[moved]
+        d = x - stats[at + _SHIFT * _M]
+        if complete:
+            np.add.at(stats, at, 1.0)
+        else:
+            d[~valid] = 0.0
+            np.add.at(stats, at, valid)
+        np.add.at(stats, at + _S1 * _M, d)
+        np.add.at(stats, at + _S2 * _M, d * d)
+        if complete:  # no NaN on either side (every window already has a value): plain min/max
+            np.minimum.at(stats, at + _MIN * _M, x)
+            np.maximum.at(stats, at + _MAX * _M, x)
+        else:
+            np.fmin.at(stats, at + _MIN * _M, x)
+            np.fmax.at(stats, at + _MAX * _M, x)
+        np.add.at(self._count, cell, 1)
+        np.maximum.at(self._last, cell, t)
+        self._append_log(self._uid[cell], tu)
+        return True
+
     def _cells(self, slots: np.ndarray, idx: np.ndarray) -> np.ndarray:
         return slots * self._ring + idx % self._ring
 
@@ -392,18 +475,36 @@ class ShardWindows:
     def _append_log(self, uids: np.ndarray, ts_us: np.ndarray) -> None:
         self._log.append((uids, ts_us))
         self._log_len += len(uids)
-        live = int(self._count[self._uid >= 0].sum()) if self._log_len > 65_536 else 0
-        if self._log_len > 2 * live + 65_536:
+        if self._log_len > self._log_limit:
             self._compact_log()
 
     def _compact_log(self) -> None:
-        if not self._log:
+        """Drop the entries of closed windows. The next compaction waits until the log has grown by twice
+        what it kept plus 64k entries, so the work per entry stays constant and the log within 3x (+64k) of
+        the readings in open windows. Windows close roughly in the order they opened (uids), so first whole
+        chunks whose windows are all closed go, which is cheap and usually enough."""
+        open_uids = self._uid[self._uid >= 0]
+        oldest = int(open_uids.min()) if len(open_uids) else self._next_uid
+        self._log = [(u, x) for u, x in self._log if len(u) and int(u.max()) >= oldest]
+        self._log_len = sum(len(u) for u, _ in self._log)
+        if self._log_len <= self._log_limit // 2:
             return
-        lu = np.concatenate([u for u, _ in self._log])
-        lt = np.concatenate([x for _, x in self._log])
-        keep = np.isin(lu, self._uid[self._uid >= 0])
-        self._log = [(lu[keep], lt[keep])] if keep.any() else []
-        self._log_len = int(keep.sum())
+        kept = 0
+        if self._log:
+            lu = np.concatenate([u for u, _ in self._log])
+            lt = np.concatenate([x for _, x in self._log])
+            live = self._uid[self._uid >= 0]
+            low = int(lu.min())
+            if self._next_uid - low <= 4 * len(lu) + 4096:  # uids are dense: a table instead of a search
+                alive = np.zeros(self._next_uid - low, dtype=bool)
+                alive[live[live >= low] - low] = True
+                keep = alive[lu - low]
+            else:
+                keep = np.isin(lu, live)
+            kept = int(np.count_nonzero(keep))
+            self._log = [(lu[keep], lt[keep])] if kept else []
+        self._log_len = kept
+        self._log_limit = 2 * kept + 65_536
 
     # -- closing ----------------------------------------------------------------------------------------
     def _close_cells(self, cells: np.ndarray, now: float) -> list[WindowAgg]:
@@ -501,7 +602,7 @@ class ShardWindows:
         out._next_uid = data["next_uid"]
         lu, lt = data["log"]
         if len(lu):
-            out._log, out._log_len = [(lu, lt)], len(lu)
+            out._log, out._log_len, out._log_limit = [(lu, lt)], len(lu), 2 * len(lu) + 65_536
         return out
 
     def _place(self, cells: dict[str, np.ndarray]) -> None:
@@ -519,6 +620,13 @@ class ShardWindows:
 
 
 _CELL_FIELDS = ("uid", "idx", "count", "last", "stats")
+
+
+def _lookup(table: dict[str, int], keys: list[str]) -> np.ndarray:
+    """table[key] for every key, as int64 (KeyError for one it lacks): one C-level call."""
+    if len(keys) == 1:
+        return np.array([table[keys[0]]], dtype=np.int64)
+    return np.fromiter(itemgetter(*keys)(table), dtype=np.int64, count=len(keys))
 
 
 def _running_max(tu: np.ndarray, grp: np.ndarray, groups: int) -> np.ndarray:
@@ -627,25 +735,23 @@ def _emit(
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = stats[:, _SHIFT] + s1 / n
         std = np.sqrt(np.maximum(s2 - s1 * s1 / n, 0.0) / (n - 1))
-    out = []
-    for name, i, c, nn, mm, ll, hh, ss in zip(
-        names,
-        idx.tolist(),
-        count.tolist(),
-        n.astype(np.int64).tolist(),
-        mean.tolist(),
-        stats[:, _MIN].tolist(),
-        stats[:, _MAX].tolist(),
-        std.tolist(),
-        strict=True,
-    ):
-        stat = tuple(
-            (k, m, a, b, s if k > 1 else None) if k else (0, None, None, None, None)
-            for k, m, a, b, s in zip(nn, mm, ll, hh, ss, strict=True)
+    # one 5-tuple per (window, measurement), then M of them per window
+    per = [
+        (k, m, a, b, sd) if k > 1 else ((k, m, a, b, None) if k else _NO_STATS)
+        for k, m, a, b, sd in zip(
+            n.astype(np.int64).ravel().tolist(),
+            mean.ravel().tolist(),
+            stats[:, _MIN].ravel().tolist(),
+            stats[:, _MAX].ravel().tolist(),
+            std.ravel().tolist(),
+            strict=True,
         )
-        start = i * length
-        out.append(WindowAgg(name, start, start + length, c, stat, now))  # type: ignore[arg-type]
-    return out
+    ]
+    starts = (idx * length).tolist()
+    return [
+        WindowAgg(name, start, start + length, c, stat, now)  # type: ignore[arg-type]
+        for name, start, c, stat in zip(names, starts, count.tolist(), zip(*[iter(per)] * _M, strict=True), strict=True)
+    ]
 
 
 def window_columns() -> list[str]:

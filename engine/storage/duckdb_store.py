@@ -1,101 +1,50 @@
-"""The DuckDB store: one file, one writing process, idempotent inserts.
+"""The DuckDB store: one file, one writing process, idempotent writes.
 
-Tables
-- one per record schema (`readings`, `interactions`), columns from the schema, natural key = schema.key.
-  A row whose key is already stored (earlier in the batch, the run, or any earlier run) is a duplicate:
-  not stored again, counted. Keys are compared on typed values, so the same instant written in two
-  notations is the same key. Dedup is an anti-join (not a PRIMARY KEY): an ART index halves load speed
+- One table per record schema (`readings`, `interactions`), columns from the schema, natural key =
+  schema.key. A row whose key is already stored (earlier in the batch, the run, or any earlier run) is a
+  duplicate: not stored again, counted. Keys are compared on typed values, so the same instant written in
+  two notations is the same key. Dedup is an anti-join (not a PRIMARY KEY): an ART index halves load speed
   (shared/design/ENVIRONMENT.md), and DuckDB has one writer, so the anti-join cannot race.
-- `rejects`: the dead letter (source, position, raw, reason, message, received_at, run_id, schema).
-- `ingest_runs`: one row per file per run with received/accepted/rejected/duplicates, unknown columns,
-  format, sha256, duration, status. The view `ingest_run_totals` sums them per run.
-- `readings_1m` (closed per-device windows: count, and count/mean/min/max/std per measurement) and
-  `anomalies` (flagged readings): written by the IoT flow as upserts on their natural keys
-  ((device_id, window_start) and (device_id, ts, measurement)); small tables, so a PRIMARY KEY is fine.
+- `readings_1m` and `anomalies` (the IoT flow's) are replaced on their natural keys: a delete of the keys
+  already stored, then an insert, in one transaction. The dead letter and the run log: see
+  `engine.storage.tables`.
+- Both skip the key lookup when nothing is stored in the batch's time range (the usual case for new
+  data): DuckDB answers that from zone maps, without scanning.
+
+Batches come as a polars frame (batch ingestion: handed to DuckDB through Arrow, deduplicated by polars) or
+as `Columns`, numpy arrays by name (the IoT flow: scanned in place and written in bounded slices; see
+`engine.storage.columns`). The same SQL writes both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
+import numpy as np
 
 from engine.errors import StorageError
 from engine.schema.spec import Schema
-
-_SQL_TYPES = {"string": "VARCHAR", "choice": "VARCHAR", "float": "DOUBLE", "timestamp": "TIMESTAMPTZ"}
-
-_REJECTS_DDL = """
-CREATE TABLE IF NOT EXISTS rejects (
-    source VARCHAR NOT NULL,       -- file path, topic, endpoint
-    position VARCHAR,              -- 'line 17', 'record 3', 'row 9', 'offset 42'; NULL for a whole file
-    raw VARCHAR,                   -- the record as received (text / JSON)
-    reason VARCHAR NOT NULL,       -- a stable code, see engine.validation.rules.REASONS
-    message VARCHAR NOT NULL,      -- what is wrong, in words
-    received_at TIMESTAMPTZ NOT NULL,
-    run_id VARCHAR,
-    schema VARCHAR
-)"""
-
-_RUNS_DDL = """
-CREATE TABLE IF NOT EXISTS ingest_runs (
-    run_id VARCHAR NOT NULL,
-    source VARCHAR NOT NULL,
-    sha256 VARCHAR,
-    format VARCHAR,
-    schema VARCHAR NOT NULL,
-    status VARCHAR NOT NULL,       -- 'ok' | 'unreadable' | 'partial' (reading stopped mid-file)
-    received BIGINT NOT NULL,
-    accepted BIGINT NOT NULL,
-    rejected BIGINT NOT NULL,
-    duplicates BIGINT NOT NULL,
-    unknown_columns VARCHAR[],
-    started_at TIMESTAMPTZ,
-    finished_at TIMESTAMPTZ,
-    duration_s DOUBLE
-)"""
-
-_TOTALS_VIEW = """
-CREATE VIEW IF NOT EXISTS ingest_run_totals AS
-SELECT run_id, min(started_at) AS started_at, max(finished_at) AS finished_at, count(*) AS files,
-       sum(received) AS received, sum(accepted) AS accepted, sum(rejected) AS rejected,
-       sum(duplicates) AS duplicates
-FROM ingest_runs GROUP BY run_id"""
-
-
-_MEASUREMENTS = ("temperature_c", "humidity_pct", "pressure_hpa", "vibration_g")
-_WINDOW_STATS = ", ".join(
-    f"{m}_count BIGINT, {m}_mean DOUBLE, {m}_min DOUBLE, {m}_max DOUBLE, {m}_std DOUBLE" for m in _MEASUREMENTS
+from engine.storage.columns import Columns, distinct_keys, height, instant, slices
+from engine.storage.tables import (
+    ANOMALIES_DDL,
+    ANOMALIES_KEY,
+    REJECTS_DDL,
+    RUNS_DDL,
+    SQL_TYPES,
+    TOTALS_VIEW,
+    WINDOWS_DDL,
+    WINDOWS_KEY,
 )
-_WINDOWS_DDL = f"""
-CREATE TABLE IF NOT EXISTS readings_1m (
-    device_id VARCHAR NOT NULL,
-    window_start TIMESTAMPTZ NOT NULL,
-    window_end TIMESTAMPTZ NOT NULL,
-    count BIGINT NOT NULL,
-    {_WINDOW_STATS},
-    closed_at TIMESTAMPTZ,
-    PRIMARY KEY (device_id, window_start)
-)"""
 
-_ANOMALIES_DDL = """
-CREATE TABLE IF NOT EXISTS anomalies (
-    device_id VARCHAR NOT NULL,
-    ts TIMESTAMPTZ NOT NULL,
-    measurement VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL,           -- 'spike' | 'stuck'
-    value DOUBLE,
-    score DOUBLE,
-    expected DOUBLE,
-    detector VARCHAR,
-    detected_at TIMESTAMPTZ,
-    PRIMARY KEY (device_id, ts, measurement)
-)"""
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def default_db_path() -> Path:
@@ -135,8 +84,15 @@ class FileStats:
 class Store:
     """A DuckDB file opened by its one writer (or read-only)."""
 
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path | str, *, read_only: bool = False, settings: Mapping[str, str | int | bool] | None = None
+    ) -> None:
+        """`settings`: DuckDB settings for this connection (`memory_limit`, `threads`, ...), applied with SET."""
         self.path = Path(path)
+        for name in settings or {}:
+            if not name.isidentifier():
+                msg = f"not a DuckDB setting name: {name!r}"
+                raise StorageError(msg)
         try:
             if not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +103,13 @@ class Store:
                 msg += " (another process is writing to it: DuckDB allows one writer)"
             raise StorageError(msg) from exc
         self.con.execute("SET TimeZone = 'UTC'")
+        for name, value in (settings or {}).items():
+            try:
+                self.con.execute(f"SET {name} = ?", [value])
+            except duckdb.Error as exc:
+                self.con.close()
+                msg = f"cannot apply the DuckDB setting {name} = {value!r}: {exc}"
+                raise StorageError(msg) from exc
         self._ready: set[str] = set()
 
     def close(self) -> None:
@@ -163,94 +126,142 @@ class Store:
         """Create the schema's table, the dead letter and the run log if they do not exist."""
         if schema.name in self._ready:
             return
-        cols = ", ".join(f"{f.name} {_SQL_TYPES[f.kind]}{' NOT NULL' if f.required else ''}" for f in schema.fields)
+        cols = ", ".join(f"{f.name} {SQL_TYPES[f.kind]}{' NOT NULL' if f.required else ''}" for f in schema.fields)
         self.con.execute(f"CREATE TABLE IF NOT EXISTS {schema.table} ({cols})")
-        self.con.execute(_REJECTS_DDL)
-        self.con.execute(_RUNS_DDL)
-        self.con.execute(_TOTALS_VIEW)
+        self.con.execute(REJECTS_DDL)
+        self.con.execute(RUNS_DDL)
+        self.con.execute(TOTALS_VIEW)
         self._ready.add(schema.name)
 
     # -- writes -----------------------------------------------------------------------------------------
-    def insert_new(self, schema: Schema, rows: pl.DataFrame) -> int:
+    def insert_new(self, schema: Schema, rows: pl.DataFrame | Columns) -> int:
         """Insert the rows whose key is not stored yet (first occurrence wins); return how many were new."""
-        if rows.height == 0:
+        if _height(rows) == 0:
             return 0
         self.ensure(schema)
         key = list(schema.key)
-        rows = rows.filter(pl.struct(key).is_first_distinct())
         match = " AND ".join(f"t.{k} = b.{k}" for k in key)
         cols = ", ".join(schema.names)
-        guard = f"WHERE NOT EXISTS (SELECT 1 FROM {schema.table} t WHERE {match})"
-        if self._disjoint(schema, rows):
-            guard = ""  # nothing stored in this batch's time range (the usual case for new data): no anti-join
-        self.con.register("_batch", rows.select(schema.names).to_arrow(compat_level=pl.CompatLevel.oldest()))
-        try:
-            result = self.con.execute(
-                f"INSERT INTO {schema.table} ({cols}) SELECT {cols} FROM _batch b {guard}"
-            ).fetchall()
-        finally:
-            self.con.unregister("_batch")
-        return int(result[0][0]) if result else 0
+        new = 0
+        for part in _parts(rows):
+            guard = f"WHERE NOT EXISTS (SELECT 1 FROM {schema.table} t WHERE {match})"
+            if self._none_in_range(schema.table, _time_key(schema), part):
+                guard = ""
+            with self._scan(part, key, keep="first", columns=schema.names) as batch:
+                result = self.con.execute(
+                    f"INSERT INTO {schema.table} ({cols}) SELECT {cols} FROM {batch} b {guard}"
+                ).fetchall()
+            new += int(result[0][0]) if result else 0
+        return new
 
-    def _disjoint(self, schema: Schema, rows: pl.DataFrame) -> bool:
-        """True when no stored row can share a key with `rows`: none lies in the batch's range of its
-        timestamp key (DuckDB answers from zone maps, without scanning)."""
-        ts_keys = [k for k in schema.key if schema.spec(k).kind == "timestamp"]
-        if not ts_keys:
+    def _none_in_range(self, table: str, column: str | None, rows: pl.DataFrame | Columns) -> bool:
+        """True when no stored row lies in the range of `rows`' `column` (a timestamp of the key), so none
+        can share a key with them. DuckDB answers from zone maps, without scanning."""
+        if column is None:
             return False
-        col = rows.get_column(ts_keys[0])
-        lo, hi = col.min(), col.max()
-        found = self.con.execute(
-            f"SELECT 1 FROM {schema.table} WHERE {ts_keys[0]} BETWEEN ? AND ? LIMIT 1", [lo, hi]
-        ).fetchall()
+        if isinstance(rows, Mapping):
+            col = rows[column]
+            lo, hi = instant(col.min()), instant(col.max())
+        else:
+            series = rows.get_column(column)
+            lo, hi = series.min(), series.max()
+        found = self.con.execute(f"SELECT 1 FROM {table} WHERE {column} BETWEEN ? AND ? LIMIT 1", [lo, hi]).fetchall()
         return not found
 
-    def add_rejects(self, rejects: pl.DataFrame) -> None:
+    def add_rejects(self, rejects: pl.DataFrame | Columns) -> None:
         """Append dead-letter rows (columns as in the `rejects` table; missing ones are NULL)."""
-        if rejects.height == 0:
+        if _height(rejects) == 0:
             return
-        self.con.execute(_REJECTS_DDL)
-        cols = ", ".join(rejects.columns)
+        self.con.execute(REJECTS_DDL)
+        names = _names(rejects)
+        cols = ", ".join(names)
         # Idempotent per (run, source, position): a batch replayed after a crash is not dead-lettered twice.
         # A file-level reject (position NULL) is one per file per run.
-        replayable = {"run_id", "source", "position"} <= set(rejects.columns)
+        replayable = {"run_id", "source", "position"} <= set(names)
         where = (
             " WHERE NOT EXISTS (SELECT 1 FROM rejects t WHERE t.run_id = r.run_id "
             "AND t.source = r.source AND t.position IS NOT DISTINCT FROM r.position)"
             if replayable
             else ""
         )
-        self.con.register("_rejects", rejects.to_arrow(compat_level=pl.CompatLevel.oldest()))
-        try:
-            self.con.execute(f"INSERT INTO rejects ({cols}) SELECT {cols} FROM _rejects r{where}")
-        finally:
-            self.con.unregister("_rejects")
+        for part in _parts(rejects):
+            with self._scan(part) as batch:
+                self.con.execute(f"INSERT INTO rejects ({cols}) SELECT {cols} FROM {batch} r{where}")
 
-    def upsert_windows(self, rows: pl.DataFrame) -> int:
+    def upsert_windows(self, rows: pl.DataFrame | Columns) -> int:
         """Store closed windows (columns as in `readings_1m`); a window stored again replaces itself."""
-        return self._upsert("readings_1m", _WINDOWS_DDL, rows, ["device_id", "window_start"])
+        return self._replace("readings_1m", WINDOWS_DDL, rows, WINDOWS_KEY, "window_start")
 
-    def upsert_anomalies(self, rows: pl.DataFrame) -> int:
+    def upsert_anomalies(self, rows: pl.DataFrame | Columns) -> int:
         """Store flagged readings (columns as in `anomalies`); idempotent on (device_id, ts, measurement)."""
-        return self._upsert("anomalies", _ANOMALIES_DDL, rows, ["device_id", "ts", "measurement"])
+        return self._replace("anomalies", ANOMALIES_DDL, rows, ANOMALIES_KEY, "ts")
 
-    def _upsert(self, table: str, ddl: str, rows: pl.DataFrame, key: list[str]) -> int:
+    def _replace(self, table: str, ddl: str, rows: pl.DataFrame | Columns, key: Sequence[str], time_key: str) -> int:
+        """Create `table` if needed (also for an empty batch), then store the rows, replacing the stored
+        ones with the same key (of several in the batch, the last wins); return how many were written."""
         self.con.execute(ddl)
-        if rows.height == 0:
-            return 0
-        rows = rows.unique(subset=key, keep="last", maintain_order=True)
-        cols = ", ".join(rows.columns)
-        self.con.register("_upsert", rows.to_arrow(compat_level=pl.CompatLevel.oldest()))
+        cols = ", ".join(_names(rows))
+        match = " AND ".join(f"t.{k} = b.{k}" for k in key)
+        written = 0
+        for part in _parts(rows):
+            stored = not self._none_in_range(table, time_key, part)
+            with self._scan(part, list(key), keep="last") as batch:
+                self.con.execute("BEGIN")
+                try:
+                    if stored:
+                        self.con.execute(f"DELETE FROM {table} t USING {batch} b WHERE {match}")
+                    result = self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {batch}").fetchall()
+                    self.con.execute("COMMIT")
+                except duckdb.Error:
+                    self.con.execute("ROLLBACK")
+                    raise
+            written += int(result[0][0]) if result else 0
+        return written
+
+    @contextmanager
+    def _scan(
+        self,
+        rows: pl.DataFrame | Columns,
+        key: list[str] | None = None,
+        keep: str = "first",
+        columns: list[str] | None = None,
+    ) -> Iterator[str]:
+        """Register `rows` for one statement and yield what to select from: with `key`, one row per key
+        (its `keep` = "first" or "last" occurrence). Columns are scanned in place (deduplicated in SQL, and
+        only when their keys are not already distinct); a polars frame goes through Arrow, deduplicated by
+        polars (faster than SQL on a large file batch)."""
+        name = "_batch"
+        source = name
+        if isinstance(rows, Mapping):
+            data: Any = rows
+            if key and not distinct_keys(rows, key):
+                data = {**rows, "_i": np.arange(height(rows))}
+                order = "_i" if keep == "first" else "_i DESC"
+                source = (
+                    f"(SELECT * EXCLUDE (_i) FROM {name} "
+                    f"QUALIFY row_number() OVER (PARTITION BY {', '.join(key)} ORDER BY {order}) = 1)"
+                )
+        else:
+            import polars as pl  # the caller holds a polars frame: already loaded
+
+            if key:
+                if keep == "first":
+                    rows = rows.filter(pl.struct(key).is_first_distinct())
+                else:
+                    rows = rows.unique(subset=key, keep="last", maintain_order=True)
+            if columns is not None:
+                rows = rows.select(columns)
+            data = rows.to_arrow(compat_level=pl.CompatLevel.oldest())
+        self.con.register(name, data)
         try:
-            self.con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols} FROM _upsert")
+            yield source
         finally:
-            self.con.unregister("_upsert")
-        return rows.height
+            self.con.unregister(name)
 
     def record_file(self, stats: FileStats) -> None:
         """Upsert the file's row for this run (a resumed run replaces what a crashed attempt wrote)."""
-        self.con.execute(_RUNS_DDL)
-        self.con.execute(_TOTALS_VIEW)
+        self.con.execute(RUNS_DDL)
+        self.con.execute(TOTALS_VIEW)
         self.con.execute("BEGIN")
         self.con.execute("DELETE FROM ingest_runs WHERE run_id = ? AND source = ?", [stats.run_id, stats.source])
         self.con.execute(
@@ -299,9 +310,52 @@ class Store:
         ).fetchall()
         return {r[0] for r in rows}
 
+    def stored_positions(self, schema: Schema, rows: Columns) -> set[int]:
+        """The positions in `rows` whose key is already stored in the schema's table."""
+        if height(rows) == 0:
+            return set()
+        self.ensure(schema)
+        match = " AND ".join(f"t.{k} = b.{k}" for k in schema.key)
+        found: set[int] = set()
+        offset = 0
+        for part in slices(rows):
+            self.con.register("_batch", {**{k: part[k] for k in schema.key}, "_i": np.arange(height(part))})
+            try:
+                hits = self.con.execute(
+                    f"SELECT b._i FROM _batch b WHERE EXISTS (SELECT 1 FROM {schema.table} t WHERE {match})"
+                ).fetchall()
+            finally:
+                self.con.unregister("_batch")
+            found.update(offset + int(i) for (i,) in hits)
+            offset += height(part)
+        return found
+
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, params or []).fetchall()
 
     def _has_table(self, name: str) -> bool:
-        row = self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
-        return bool(row and row[0])
+        # fetchall, not fetchone: DuckDB 2 refuses new work on a connection while a result is unfinished
+        found = self.con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()
+        return bool(found)
+
+
+def _height(rows: pl.DataFrame | Columns) -> int:
+    return height(rows) if isinstance(rows, Mapping) else rows.height
+
+
+def _time_key(schema: Schema) -> str | None:
+    return next((k for k in schema.key if schema.spec(k).kind == "timestamp"), None)
+
+
+def _names(rows: pl.DataFrame | Columns) -> list[str]:
+    return list(rows) if isinstance(rows, Mapping) else rows.columns
+
+
+def _parts(rows: pl.DataFrame | Columns) -> Iterator[pl.DataFrame | Columns]:
+    """What one statement writes: Columns in bounded slices, a polars frame whole (one Arrow hand-off)."""
+    if _height(rows) == 0:
+        return
+    if isinstance(rows, Mapping):
+        yield from slices(rows)
+    else:
+        yield rows

@@ -15,6 +15,7 @@ with it, is imported only when one of those is chosen; `off` skips the measureme
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -81,9 +82,8 @@ class ShardDetectors:
 
     # -- devices ----------------------------------------------------------------------------------------
     def _slots(self, ids: list[str]) -> np.ndarray:
-        get = self.devices.__getitem__
         try:
-            return np.fromiter(map(get, ids), dtype=np.int64, count=len(ids))
+            return _lookup(self.devices, ids)
         except KeyError:
             pass
         new = [d for d in dict.fromkeys(ids) if d not in self.devices]
@@ -104,7 +104,7 @@ class ShardDetectors:
             fresh.append(slot)
         if self._ewz is not None:
             self._ewz.reset(fresh)
-        return np.fromiter(map(get, ids), dtype=np.int64, count=len(ids))
+        return _lookup(self.devices, ids)
 
     def _river_tracks(self) -> list[_Track | None]:
         from models.anomaly.detectors import make_detector  # River (and scipy) only when chosen
@@ -135,31 +135,30 @@ class ShardDetectors:
         head[0] = True
         np.not_equal(dev_of[1:], dev_of[:-1], out=head[1:])
         starts = np.flatnonzero(head)
-        sizes = np.diff(starts, append=n)
+        ends = np.empty_like(starts)  # one past each device's last row (in `order`)
+        ends[:-1] = starts[1:]
+        ends[-1] = n
         dev = dev_of[starts]
-        tu = batch.ts_us[order]
+        tu = batch.ts_us
         found: list[Anomaly] = []
         if self._ewz is not None:
-            values = batch.values[order]
-            hits = self._ewz.run(dev, values, starts, sizes)
-            if hits:
-                src = order.tolist()
-                for row, i, kind, y, score, expected in hits:
-                    found.append(
-                        Anomaly(
-                            device_id=ids[src[row]],
-                            ts=to_datetime(int(tu[row])),
-                            measurement=MEASUREMENTS[i],
-                            kind=kind,
-                            value=y,
-                            score=round(score, 3),
-                            expected=expected,
-                            detector="repeat" if kind == "stuck" else "ewz",
-                        )
+            hits = self._ewz.run(dev, order, starts, ends - starts, batch.values)
+            for row, i, kind, y, score, expected in hits:
+                found.append(
+                    Anomaly(
+                        device_id=ids[row],
+                        ts=to_datetime(int(tu[row])),
+                        measurement=MEASUREMENTS[i],
+                        kind=kind,
+                        value=y,
+                        score=round(score, 3),
+                        expected=expected,
+                        detector="repeat" if kind == "stuck" else "ewz",
                     )
+                )
         if self._river_cols:
             found += self._process_river(batch, slots)
-        self._seen[dev] = tu[starts + sizes - 1] / 1e6  # the latest reading in arrival order
+        self._seen[dev] = tu[order[ends - 1]] / 1e6  # the latest reading in arrival order
         top = float(tu.max()) / 1e6
         if top > self._max_ts:
             self._max_ts = top
@@ -253,6 +252,13 @@ class ShardDetectors:
                 if tracks is not None:
                     out._river[slot] = tracks
         return out
+
+
+def _lookup(table: dict[str, int], keys: list[str]) -> np.ndarray:
+    """table[key] for every key, as int64 (KeyError for one it lacks): one C-level call."""
+    if len(keys) == 1:
+        return np.array([table[keys[0]]], dtype=np.int64)
+    return np.fromiter(itemgetter(*keys)(table), dtype=np.int64, count=len(keys))
 
 
 def _anomaly(device_id: str, ts_us: int, i: int, kind: str, y: float, score: float, det: object, name: str) -> Anomaly:

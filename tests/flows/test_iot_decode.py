@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import msgspec
 import pytest
 
@@ -119,3 +121,41 @@ def test_the_batch_path_gives_every_message_its_per_record_verdict_in_order(mixe
     ]
     assert [(d.reason, d.message) for d in dead] == [(w.reason, w.message) for w in want if isinstance(w, Problem)]
     assert len(dead) > 20 if mixed else not dead
+
+
+def _payload(device: str, ts: str, temp: float = 21.5) -> bytes:
+    return msgspec.json.encode({"device_id": device, "ts": ts, "temperature_c": temp, "humidity_pct": 40.0})
+
+
+@pytest.mark.parametrize(
+    "minute",
+    ["2024-05-01T10:00", "2024-02-29T23:59", "2023-02-29T10:00", "2029-12-31T23:59", "1999-12-31T23:59"],
+)
+def test_a_batch_of_one_minute_gets_every_messages_verdict(minute: str) -> None:
+    """Issue 3: timestamps that share their minute (the usual batch) are parsed as one minute plus seconds
+    column-wise; the verdicts must be the per-record ones: a valid or invalid minute, the schema's bounds,
+    seconds up to 59 only."""
+    rng = random.Random(minute)
+    seconds = [f"{s:02d}.{rng.randrange(1000):03d}" for s in (0, 1, 30, 59, 59, 60, 61, 75, 99)]
+    msgs = [("t", _payload(f"dev-{i:04d}", f"{minute}:{s}Z")) for i, s in enumerate(seconds)]
+    readings, dead = decode_batch(MessageBatch("t", msgs, 0.0))
+    want = [decode_reading(p) for _, p in msgs]
+    assert [msgspec.structs.asdict(r) for r in readings.rows] == [
+        msgspec.structs.asdict(w) for w in want if isinstance(w, SensorReading)
+    ]
+    assert [(d.reason, d.message) for d in dead] == [(w.reason, w.message) for w in want if isinstance(w, Problem)]
+
+
+def test_ids_of_other_lengths_and_refused_messages_keep_their_place() -> None:
+    """Issue 3: a batch whose ids (or timestamps) differ in length cannot be read from one fixed MessagePack
+    layout and takes the per-field lists; a refused message in between changes nothing for the others."""
+    ids = ["a", "dev-7", "dev-0042", "sensor.000123", "a" * 64, "dev-0042"]
+    msgs = [("t", _payload(d, f"2024-05-01T10:00:0{i}Z", 20 + i)) for i, d in enumerate(ids)]
+    msgs.insert(3, ("t", b'{"device_id":"x","ts":"2024-05-01T10:00:00Z","temperature_c":900}'))
+    msgs.append(("t", _payload("dev-9", "2024-05-01T10:00:09.5Z")))
+    readings, dead = decode_batch(MessageBatch("t", msgs, 0.0))
+    want = [decode_reading(p) for _, p in msgs]
+    assert [msgspec.structs.asdict(r) for r in readings.rows] == [
+        msgspec.structs.asdict(w) for w in want if isinstance(w, SensorReading)
+    ]
+    assert [d.reason for d in dead] == ["out_of_range"]
