@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +26,10 @@ import onnxruntime as ort
 from engine.errors import TidegateError
 from engine.registry import Manifest, Registry, RegistryError
 from engine.registry.store import HISTORY
+from engine.serve.instances import Instances
 from engine.serve.logging import emit
 from engine.serve.recarrays import RecArrays
 from engine.serve.recommend import Scorer, ScoringParams
-
-
-class BadInput(Exception):
-    """A request value the model cannot take; `field` says where (e.g. `instances[2].tenure_months`)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(field + ": " + message)
-        self.field = field
-        self.message = message
 
 
 class Prediction(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -48,13 +39,6 @@ class Prediction(msgspec.Struct, frozen=True, omit_defaults=True):
     label: str | None = None
     probabilities: dict[str, float] | None = None
     value: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class InputFeed:
-    name: str  # the ONNX input
-    column: str  # the request field it is fed from
-    numeric: bool
 
 
 def tabular(man: Manifest) -> bool:
@@ -79,11 +63,7 @@ class OnnxModel:
         opts.log_severity_level = 3
         self.manifest = manifest
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.feeds = tuple(InputFeed(i.name, i.column or i.name, i.dtype != "string") for i in manifest.inputs)
-        self._feeds = tuple(
-            (f.name, f.column, f.numeric, _NUMPY_DTYPES.get(i.dtype))
-            for f, i in zip(self.feeds, manifest.inputs, strict=True)
-        )
+        self.instances = Instances(manifest)
         self.classifier = manifest.task == "classification"
         self.labels = list(manifest.labels)
         outputs = [o.name for o in self.session.get_outputs()]
@@ -104,36 +84,20 @@ class OnnxModel:
     def version(self) -> int:
         return self.manifest.version
 
-    def arrays(self, instances: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-        """The ONNX feeds for `instances`; BadInput naming the first wrong field."""
-        n = len(instances)
-        out: dict[str, np.ndarray] = {}
-        for name, col, numeric, dtype in self._feeds:
-            if n == 1:  # the common request: no per-column list
-                v = _feed_value(instances[0].get(col, _ABSENT), numeric, dtype)
-                if v is _ABSENT:
-                    raise _bad(instances, col, numeric, dtype is np.int64)
-                out[name] = np.array([[v]], dtype=dtype if numeric else object)
-                continue
-            values = [inst.get(col, _ABSENT) for inst in instances]
-            types = set(map(type, values))
-            if not types <= _PLAIN[dtype] or (int in types and not all(_in_i64(v) for v in values if type(v) is int)):
-                values = [_feed_value(v, numeric, dtype) for v in values]  # nulls, or a value to refuse
-                if any(v is _ABSENT for v in values):
-                    raise _bad(instances, col, numeric, dtype is np.int64)
-            out[name] = np.array(values, dtype=dtype if numeric else object).reshape(n, 1)
-        return out
-
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(self.session.run(self._output, feeds)[0])
 
     def predict(self, instances: list[dict[str, Any]]) -> list[Prediction]:
-        """One prediction per instance (see `Prediction`)."""
-        out = self.run(self.arrays(instances))
+        """One prediction per instance given as a dict (as in JSON); BadInput naming the first wrong field."""
+        return self.predict_rows(self.instances.rows(instances))
+
+    def predict_rows(self, rows: list[Any]) -> list[Prediction]:
+        """One prediction per decoded instance (`self.instances.decode`), as one ONNX call."""
+        out = self.run(self.instances.feeds(rows))
         if not self.classifier:
-            return [Prediction(value=v) for v in out.reshape(len(instances), -1)[:, 0].astype(float).tolist()]
+            return [Prediction(value=v) for v in out.reshape(len(rows), -1)[:, 0].astype(float).tolist()]
         labels, pos, threshold = self.labels, self.positive, self.threshold
-        if len(instances) <= _PY_ROWS:  # a few rows: plain Python beats numpy's per-call cost
+        if len(rows) <= _PY_ROWS:  # a few rows: plain Python beats numpy's per-call cost
             rows = out.tolist()
             if pos is not None and threshold is not None:
                 chosen = [pos if r[pos] >= threshold else 1 - pos for r in rows]
@@ -154,7 +118,7 @@ class OnnxModel:
 
     def warm_up(self) -> None:
         """One prediction on an all-missing row, so the first real request does not pay for lazy init."""
-        self.predict([{col: (0 if dtype is np.int64 else None) for _, col, _, dtype in self._feeds}])
+        self.predict([self.instances.blank])
 
 
 class RecModel:
@@ -184,56 +148,7 @@ _ORT_ERRORS = tuple(
 _LOAD_ERRORS = (TidegateError, OSError, ValueError, RuntimeError, *_ORT_ERRORS)
 
 
-_ABSENT = object()
 _PY_ROWS = 16  # up to this many rows, predictions are post-processed in Python (same numbers)
-_NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "string": None}
-_PLAIN = {np.float32: {float, int}, np.float64: {float, int}, np.int64: {int}, None: {str}}  # no null
-
-
-def _in_i64(v: int) -> bool:
-    return -(2**63) <= v < 2**63
-
-
-def _feed_value(v: Any, numeric: bool, dtype: Any) -> Any:
-    """What an ONNX input of this kind is fed for the JSON value `v` (null: NaN or ""); `_ABSENT` if it takes none."""
-    t = type(v)
-    if (t is str) if not numeric else ((t is int and _in_i64(v)) or (t is float and dtype is not np.int64)):
-        return v
-    if v is None and dtype is not np.int64:
-        return None if numeric else ""  # None becomes NaN in a float array
-    return _ABSENT
-
-
-def _bad(instances: list[dict[str, Any]], column: str, numeric: bool, integer: bool) -> BadInput:
-    """The BadInput for the first instance whose `column` the model cannot take."""
-    for r, inst in enumerate(instances):
-        v = inst.get(column, _ABSENT)
-        t = type(v)
-        if integer:
-            ok = t is int and _in_i64(v)
-        else:
-            ok = v is None or ((t is str) if not numeric else (t is float or (t is int and _in_i64(v))))
-        if not ok:
-            where = f"instances[{r}].{column}"
-            if integer and v is None:
-                return BadInput(where, "expected an integer: this model input takes no null")
-            if integer and t is float:
-                return BadInput(where, "expected an integer, got a float")
-            return BadInput(where, _wrong(v, column, numeric))
-    msg = f"instances: column {column!r} has a value the model cannot take"
-    return BadInput("instances", msg)
-
-
-def _wrong(v: object, column: str, numeric: bool) -> str:
-    if v is _ABSENT:
-        return f"missing column {column!r} (send null for an unknown value)"
-    if type(v) is int:
-        return "number is out of range"
-    return f"expected a {'number' if numeric else 'string'} or null, got {_kind(v)}"
-
-
-def _kind(v: object) -> str:
-    return {bool: "a boolean", str: "a string", dict: "an object", list: "an array"}.get(type(v), type(v).__name__)
 
 
 class ModelHost:

@@ -18,14 +18,17 @@ from litestar import post
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.params import FromPath, JSONBody
 
-from engine.serve.fastroute import FastRoute, decode, path_segment
-from engine.serve.models import BadInput, Prediction
+from engine.serve.fastroute import FastRoute, path_segment
+from engine.serve.instances import BadInput
+from engine.serve.models import Prediction
 from engine.serve.services import Services
 
 METRIC_ROUTE = "/v1/predict/{model}"  # the path template, as the HTTP metrics label it
 
 
 class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the schema documents; each model decodes with its own typed Instance (engine.serve.instances)."""
+
     instances: list[dict[str, Any]]
 
 
@@ -39,7 +42,6 @@ class ServiceUnavailable(HTTPException):
     status_code = 503
 
 
-_DECODER = msgspec.json.Decoder(PredictRequest)
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -58,21 +60,19 @@ def predict(rest: str, query: bytes, body: bytes, svc: Services) -> bytes:
         msg = f"no model {model!r} is served here (served: {served})"
         raise NotFoundException(detail=msg)
     try:
-        data = decode(_DECODER, body)
-    except ValidationException:
+        rows = m.instances.decode(body)  # typed by the model's manifest: a wrong value fails here, in C
+        n = len(rows)
+        if not 1 <= n <= cfg.max_instances:
+            msg = f"send 1 to {cfg.max_instances} instances per request, got {n}"
+            raise BadInput(field="instances", message=msg)
+    except (BadInput, msgspec.DecodeError) as exc:
         metrics.child(metrics.errors, METRIC_ROUTE, model, "bad_input").inc()
-        raise
-    n = len(data.instances)
-    if not 1 <= n <= cfg.max_instances:
-        metrics.child(metrics.errors, METRIC_ROUTE, model, "bad_input").inc()
-        msg = f"instances: send 1 to {cfg.max_instances} instances per request, got {n}"
-        raise ValidationException(detail=msg, extra={"field": "instances"})
+        if isinstance(exc, BadInput):
+            extra = {"field": exc.field} if exc.field else None
+            raise ValidationException(detail=str(exc), extra=extra) from None
+        raise ValidationException(detail=f"malformed JSON body: {exc}") from None
     t0 = time.perf_counter()
-    try:
-        predictions = m.predict(data.instances)
-    except BadInput as exc:
-        metrics.child(metrics.errors, METRIC_ROUTE, model, "bad_input").inc()
-        raise ValidationException(detail=str(exc), extra={"field": exc.field}) from None
+    predictions = m.predict_rows(rows)
     version = str(m.version)
     metrics.child(metrics.inference, model, version).observe(time.perf_counter() - t0)
     metrics.child(metrics.predictions, model, version).inc(n)

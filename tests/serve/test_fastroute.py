@@ -35,9 +35,9 @@ def test_a_body_over_the_cap_is_413_and_nothing_is_predicted(client: TestClient,
 
 def test_body_errors_name_the_field_and_count_as_bad_input(client: TestClient) -> None:
     json_type = {"content-type": "application/json"}
-    r = client.post("/v1/predict/churn", content=b'{"instances": [{}, 3]}', headers=json_type)
+    r = client.post("/v1/predict/churn", content=b'{"instances": [3]}', headers=json_type)
     assert r.status_code == 400
-    assert r.json()["extra"] == {"field": "instances[1]"} and "Expected `object`" in r.json()["detail"]
+    assert r.json()["extra"] == {"field": "instances[0]"} and "Expected `object`" in r.json()["detail"]
     r = client.post("/v1/predict/churn", content=b'{"instances": [', headers=json_type)
     assert r.status_code == 400 and r.json()["detail"].startswith("malformed JSON body")
     text = client.get("/metrics").text
