@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
     every = parse_duration(args.every) if args.every else None
     pending = Pending(args.dir, settle_s=parse_duration(args.settle))
 
+    # SIGTERM (a service manager stopping the watcher) lets the run in progress finish, so its files' report is
+    # printed, then the watcher exits 0.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+
     def once() -> int:
         with Store(db) as store:
             store.ensure(schema)
@@ -75,9 +81,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if every is not None:
         print(f"watching {args.dir} every {args.every} -> {db} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        while True:
+        while not stop.is_set():
             patiently()
-            time.sleep(every)
+            stop.wait(every)
+        return 0
     from watchfiles import watch
 
     print(f"watching {args.dir} for new files -> {db} (Ctrl-C to stop)", file=sys.stderr, flush=True)
@@ -85,7 +92,14 @@ def run(args: argparse.Namespace) -> int:
     # Re-scan on every change notice, and a little later too, so files that were still settling (or that met a
     # locked database) get picked.
     for _ in watch(
-        args.dir, debounce=200, step=100, rust_timeout=int(max(pending.settle_s, 0.5) * 2000), yield_on_timeout=True
+        args.dir,
+        debounce=200,
+        step=100,
+        rust_timeout=int(max(pending.settle_s, 0.5) * 2000),
+        yield_on_timeout=True,
+        stop_event=stop,
     ):
+        if stop.is_set():
+            break
         patiently()
     return 0

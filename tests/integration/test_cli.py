@@ -149,11 +149,12 @@ def test_watch_ingests_files_on_arrival(corpus: Corpus, tmp_path: Path) -> None:
             time.sleep(0.3)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
     finally:
-        proc.terminate()
+        proc.terminate()  # SIGTERM: the watcher finishes a run in progress (and prints its report), then exits 0
         out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
     assert _count(db, "SELECT count(*) FROM ingest_runs") == 2, err
     assert _count(db, "SELECT count(*) FROM readings") == 240
-    # one JSON report per run; under load one run may take both files, so check the files, not the run order
+    # one JSON report per run (under load one run may take both files): check the files, not the run order
     files = {f["source"].rsplit("/", 1)[-1]: f for line in out.splitlines() if line.startswith("{")
              for f in json.loads(line)["files"]}  # fmt: skip
     assert files["logs.ndjson"]["format"] == "ndjson" and files["logs.ndjson"]["accepted"] == 120, out
@@ -181,3 +182,27 @@ def test_every_schedule_keeps_running(tmp_path: Path, corpus: Corpus) -> None:
         proc.terminate()
         proc.communicate(timeout=10)
     assert _count(db, "SELECT count(*) FROM readings") == 50
+
+
+def test_sigterm_stops_a_scheduled_watcher_at_once_with_status_0(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    proc = subprocess.Popen(
+        [*TIDEGATE, "watch", str(inbox), "--db", str(tmp_path / "w.duckdb"), "--every", "10m"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (tmp_path / "w.duckdb").exists():
+            time.sleep(0.1)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert time.monotonic() - t0 < 5  # not after the 10 minute interval
