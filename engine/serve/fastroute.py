@@ -5,8 +5,8 @@ injection, Request/Response objects; measured in-process with the same model, se
 the ONNX call it wraps; an ASGI mount costs ~8 µs. A mount keeps what the rest of the app relies on:
 Litestar's routing, the app's middleware (request metrics), and its error rendering: an `HTTPException`
 raised before the response starts becomes the same JSON 4xx as on every other route. The route reads the
-body itself (size-capped), decodes it with a msgspec decoder typed by the request Struct and encodes the
-response Struct once.
+body itself (size-capped); its handler decodes it with a typed msgspec decoder and encodes the response
+Struct once.
 
 Mounts do not appear in the OpenAPI schema, so each fast route names a *documentation twin*: a regular
 handler with the same path, signature, docstring and tags that is never routed. `document` builds the twins'
@@ -17,18 +17,14 @@ path items in a throw-away app and merges them into the served app's schema.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
-import msgspec
 from litestar import Litestar
 from litestar.exceptions import (
     ClientException,
     MethodNotAllowedException,
     NotFoundException,
-    ValidationException,
 )
 from litestar.handlers import ASGIRouteHandler, HTTPRouteHandler, asgi
 from litestar.types import Receive, Scope, Send
@@ -38,9 +34,7 @@ from engine.serve.services import Services
 # (the path after the mount, e.g. "/churn"; the raw query string; the body; the services) -> a JSON body for a 200
 Handler = Callable[[str, bytes, bytes, Services], bytes]
 
-T = TypeVar("T")
 _JSON = (b"content-type", b"application/json")
-_AT = re.compile(r" - at `\$\.?(.*)`$")
 
 
 class PayloadTooLarge(ClientException):
@@ -97,20 +91,6 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
-    """`body` decoded as the decoder's type; 400 naming the field (e.g. `instances[0]`) when it is not."""
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        at = _AT.search(text)
-        field = at.group(1) if at else ""
-        detail = f"{field}: {text[: at.start()] if at else text}" if field else text
-        raise ValidationException(detail=detail, extra={"field": field} if field else None) from None
-    except msgspec.DecodeError as exc:
-        raise ValidationException(detail=f"malformed JSON body: {exc}") from None
 
 
 def path_segment(rest: str, what: str) -> str:
