@@ -6,6 +6,9 @@ the default registry on /metrics for a flow process; the dashboard server expose
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EVENTS = Counter(
@@ -30,6 +33,20 @@ MQTT_CONNECTED = Gauge("tidegate_mqtt_connected", "1 while the MQTT source parti
 MQTT_CONNECTS = Counter("tidegate_mqtt_connects_total", "MQTT (re)connections of the source.", ["client"])
 MQTT_ACKED = Counter("tidegate_mqtt_acked_total", "Messages acknowledged to the broker.", ["client"])
 OPEN_WINDOWS = Gauge("tidegate_open_windows", "Windows currently open.", ["flow", "shard"])
+
+
+def observe_many(child: Any, values: np.ndarray) -> None:
+    """`child.observe(v)` for every value, as one bucket count per bucket (a flow stores 10 000 readings a
+    second: observing them one by one was about half of the DuckDB sink's time). `child` is a labelled
+    Histogram; the result is the same as observing each value (tests/engine/test_metrics.py checks it)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return
+    bounds = np.asarray(child._upper_bounds, dtype=np.float64)  # ends with +Inf
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=bounds.size)
+    child._sum.inc(float(values.sum()))
+    for i in np.flatnonzero(counts[: bounds.size]).tolist():
+        child._buckets[i].inc(int(counts[i]))
 
 
 def serve_metrics(port: int, addr: str = "127.0.0.1") -> None:

@@ -366,18 +366,15 @@ class _StorePartition(StatefulSinkPartition[Any, None]):
             metrics.EVENTS.labels(FLOW, "store", "stored").inc(stored)
             if stored < len(batch):
                 metrics.EVENTS.labels(FLOW, "store", "duplicate").inc(len(batch) - stored)
-            observe = metrics.END_TO_END.labels(FLOW).observe
-            for lag in (now - batch.seconds).tolist():
-                observe(lag)
+            metrics.observe_many(metrics.END_TO_END.labels(FLOW), now - batch.seconds)
         if late:
             dead.extend(self._late(late))
         if dead:
             store.add_rejects(_rejects_columns(dead, self.cfg.run_id))
         for w in windows:
             store.upsert_windows(windows_columns(w))
-            lag = metrics.WINDOW_CLOSE_LAG.labels(FLOW)
-            for row in w.rows:
-                lag.observe(max(row.closed_at - row.window_end, 0.0))
+            lags = np.array([row.closed_at - row.window_end for row in w.rows], dtype=np.float64)
+            metrics.observe_many(metrics.WINDOW_CLOSE_LAG.labels(FLOW), np.maximum(lags, 0.0))
         if found:
             store.upsert_anomalies(anomalies_columns(found, self.clock()))
             for a in found:
