@@ -10,6 +10,8 @@ from engine.errors import TidegateError
 from engine.schema import get_schema
 from engine.storage.duckdb_store import FileStats, Store
 
+REPORT_WAIT_S = 30.0
+
 
 class FileReport(msgspec.Struct, kw_only=True):
     source: str
@@ -37,7 +39,8 @@ class RunReport(msgspec.Struct, kw_only=True):
 
     @classmethod
     def from_store(cls, db: Path, run_id: str, schema: str) -> RunReport:
-        with Store(db) as store:
+        # the run is stored already: a reader holding the file for a moment must not cost its report
+        with Store(db, read_only=True, wait_s=REPORT_WAIT_S) as store:
             stats = store.run_files(run_id)
         for s in stats:
             if not s.balanced:

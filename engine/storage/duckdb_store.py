@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -85,23 +86,36 @@ class Store:
     """A DuckDB file opened by its one writer (or read-only)."""
 
     def __init__(
-        self, path: Path | str, *, read_only: bool = False, settings: Mapping[str, str | int | bool] | None = None
+        self,
+        path: Path | str,
+        *,
+        read_only: bool = False,
+        settings: Mapping[str, str | int | bool] | None = None,
+        wait_s: float = 0.0,
     ) -> None:
-        """`settings`: DuckDB settings for this connection (`memory_limit`, `threads`, ...), applied with SET."""
+        """`settings`: DuckDB settings for this connection (`memory_limit`, `threads`, ...), applied with SET.
+        `wait_s`: while another process holds the file (DuckDB: one writer, or readers), retry this long."""
         self.path = Path(path)
         for name in settings or {}:
             if not name.isidentifier():
                 msg = f"not a DuckDB setting name: {name!r}"
                 raise StorageError(msg)
-        try:
-            if not read_only:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except (duckdb.Error, OSError) as exc:
-            msg = f"cannot open the database {self.path}: {exc}"
-            if "lock" in str(exc).lower():
-                msg += " (another process is writing to it: DuckDB allows one writer)"
-            raise StorageError(msg) from exc
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                if not read_only:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except (duckdb.Error, OSError) as exc:
+                locked = "lock" in str(exc).lower()
+                if locked and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                msg = f"cannot open the database {self.path}: {exc}"
+                if locked:
+                    msg += " (another process is writing to it: DuckDB allows one writer)"
+                raise StorageError(msg) from exc
         self.con.execute("SET TimeZone = 'UTC'")
         for name, value in (settings or {}).items():
             try:

@@ -214,3 +214,24 @@ def test_distinct_keys_is_true_exactly_when_no_key_repeats(keys: list[tuple[str 
     ids[:] = [k[0] for k in keys]
     cols = {"id": ids, "ts": np.array([k[1] for k in keys], dtype=np.int64).view("datetime64[us]")}
     assert distinct_keys(cols, ["id", "ts"]) == (len(set(keys)) == len(keys))
+
+
+def test_a_store_waits_for_a_reader_in_another_process_when_asked(tmp_path: Path) -> None:
+    """The report after a run opens the file again: another process's reader holding it for a moment must
+    delay the report, not lose it (a watcher lost a run's report that way under load)."""
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "held.duckdb"
+    with Store(db) as store:
+        store.con.execute("CREATE TABLE t (x INT)")
+    code = f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(1.5)"
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StorageError, match="one writer"):
+            Store(db, read_only=True)
+        t0 = time.monotonic()
+        with Store(db, read_only=True, wait_s=30) as store:  # opens once the holder exits
+            assert store.query("SELECT count(*) FROM t") == [(0,)]
+        assert time.monotonic() - t0 < 30

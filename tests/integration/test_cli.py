@@ -157,6 +157,7 @@ def test_watch_ingests_files_on_arrival(corpus: Corpus, tmp_path: Path) -> None:
     # one JSON report per run (under load one run may take both files): check the files, not the run order
     files = {f["source"].rsplit("/", 1)[-1]: f for line in out.splitlines() if line.startswith("{")
              for f in json.loads(line)["files"]}  # fmt: skip
+    assert set(files) == {"logs.ndjson", "later.gz"}, (out, err)
     assert files["logs.ndjson"]["format"] == "ndjson" and files["logs.ndjson"]["accepted"] == 120, out
     assert files["later.gz"]["accepted"] == 120, out
 
