@@ -7,6 +7,7 @@ here, so a rule changes in one place.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from typing import Any, Final
 
@@ -66,6 +67,7 @@ EPOCH_MS_THRESHOLD: Final = 100_000_000_000
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+@functools.lru_cache(maxsize=4096)  # per key of every record on the per-record path: the same few names
 def clean_column_name(name: str) -> str:
     """Lower-case, trim, drop a BOM, spaces and hyphens to underscores: ' Temp-C ' -> 'temp_c'."""
     out = name.replace("\ufeff", "").strip(WHITESPACE).lower()
