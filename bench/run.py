@@ -82,10 +82,7 @@ def _module(name: str) -> Callable[[bool], tuple[list[Row], list[str]]]:
     def run(quick: bool) -> tuple[list[Row], list[str]]:
         mod = importlib.import_module(f"bench.{name}")
         results = mod.run(quick)
-        rows = [
-            Row(name, r["name"], _value(r), r.get("note", ""))
-            for r in results
-        ]
+        rows = [Row(name, r["name"], _value(r), r.get("note", "")) for r in results]
         return rows, (mod.check(results) if quick else [])
 
     return run

@@ -19,8 +19,11 @@ _COMMANDS = (
     "engine.cli.demo",
     "engine.cli.train",
     "engine.cli.models",
-    "engine.cli.simulate", "engine.cli.run", "engine.cli.dashboard",  # IoT: issue 3
-    "engine.cli.serve", "engine.cli.recommender",  # serving: issue 5
+    "engine.cli.simulate",
+    "engine.cli.run",
+    "engine.cli.dashboard",  # IoT: issue 3
+    "engine.cli.serve",
+    "engine.cli.recommender",  # serving: issue 5
     "engine.cli.images",  # train-images: issue 6
 )
 

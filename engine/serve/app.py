@@ -29,7 +29,7 @@ from litestar.types import ControllerRouterHandler
 from engine.registry import Registry
 from engine.serve import admin, interactions, ops, predict
 from engine.serve.config import ServeConfig
-from engine.serve.fastroute import document, mounted
+from engine.serve.fastroute import FastApp, document, mounted
 from engine.serve.logging import configure_logging, emit
 from engine.serve.meters import ServeMetrics, timing_middleware
 from engine.serve.models import ModelHost
@@ -105,7 +105,7 @@ def create_app(
         routes, feed = dashboard_mount(LiveConfig(mqtt_url=cfg.dashboard_mqtt, live_topic=cfg.live_topic))
         extra_handlers, extra_lifespan = [*extra_handlers, *routes], [*extra_lifespan, feed]
     fast = [*predict.FAST_ROUTES, *interactions.FAST_ROUTES]
-    app = Litestar(
+    app = FastApp(
         route_handlers=[
             *(mounted(r) for r in fast),
             *interactions.ROUTES,
@@ -127,6 +127,7 @@ def create_app(
         logging_config=None,  # our JSON logger (engine.serve.logging); leave the process's logging alone
         debug=False,
     )
+    app.serve_in_front(fast)
     document(app, fast)
     return app
 

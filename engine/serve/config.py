@@ -43,6 +43,7 @@ class ServeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     ort_threads: Positive = 1  # intra-op threads per ONNX session (one core per server process)
     max_instances: Positive = 1024  # rows per /v1/predict request
     max_body_bytes: Positive = 4 * 1024 * 1024  # request body cap of the fast routes (413 above)
+    predict_batch_rows: Positive = 256  # rows per coalesced ONNX call (engine.serve.batching); 1 = none
     max_interactions: Positive = 1000  # records per /v1/interactions request
     max_k: Positive = 100
     recent_items: Positive = 50  # real-time items kept per user

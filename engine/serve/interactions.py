@@ -107,7 +107,7 @@ RECOMMENDATIONS_ROUTE = "/v1/recommendations/{user_id}"
 _ENCODER = msgspec.json.Encoder()
 
 
-def recommendations(rest: str, query: bytes, body: bytes, svc: Services) -> bytes:
+async def recommendations(rest: str, query: bytes, body: bytes, svc: Services) -> bytes:
     """The top `k` items for the user named in the path that the user has not seen yet."""
     host, realtime, metrics, cfg = svc.host, svc.realtime, svc.metrics, svc.cfg
     user_id = path_segment(rest, "user id")

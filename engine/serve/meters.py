@@ -10,6 +10,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class ServeMetrics:
@@ -38,6 +39,20 @@ class ServeMetrics:
             "ONNX Runtime time per /v1/predict batch, by model and version.",
             ["model", "version"],
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_rows = Histogram(
+            "tidegate_predict_batch_rows",
+            "Rows per ONNX call on /v1/predict (concurrent requests share a call), by model.",
+            ["model"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_requests = Histogram(
+            "tidegate_predict_batch_requests",
+            "Requests per ONNX call on /v1/predict (1 = the request ran alone), by model.",
+            ["model"],
+            buckets=_BATCH_BUCKETS,
             registry=r,
         )
         self.errors = Counter(

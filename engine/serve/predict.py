@@ -6,11 +6,12 @@
 Each instance must carry every input column of the model's manifest (null for an unknown value: NaN for
 numbers, "" for strings); extra keys are ignored. Wrong input is a 4xx naming the field, never a 5xx.
 Served as a fast route (`engine.serve.fastroute`): the hot path skips Litestar's per-request machinery.
+Concurrent requests for the same model version share one ONNX call (`engine.serve.batching`, no added wait;
+`predict_batch_rows` caps a call's rows); each request still gets exactly its own rows' predictions.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
@@ -18,9 +19,10 @@ from litestar import post
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.params import FromPath, JSONBody
 
+from engine.serve.batching import Coalescer
 from engine.serve.fastroute import FastRoute, path_segment
 from engine.serve.instances import BadInput
-from engine.serve.models import Prediction
+from engine.serve.models import OnnxModel, Prediction
 from engine.serve.services import Services
 
 METRIC_ROUTE = "/v1/predict/{model}"  # the path template, as the HTTP metrics label it
@@ -45,7 +47,7 @@ class ServiceUnavailable(HTTPException):
 _ENCODER = msgspec.json.Encoder()
 
 
-def predict(rest: str, query: bytes, body: bytes, svc: Services) -> bytes:
+async def predict(rest: str, query: bytes, body: bytes, svc: Services) -> bytes:
     """Predict a batch of instances with the live version of the model named in the path."""
     host, metrics, cfg = svc.host, svc.metrics, svc.cfg
     model = path_segment(rest, "model")
@@ -71,12 +73,28 @@ def predict(rest: str, query: bytes, body: bytes, svc: Services) -> bytes:
             extra = {"field": exc.field} if exc.field else None
             raise ValidationException(detail=str(exc), extra=extra) from None
         raise ValidationException(detail=f"malformed JSON body: {exc}") from None
-    t0 = time.perf_counter()
-    predictions = m.predict_rows(rows)
-    version = str(m.version)
-    metrics.child(metrics.inference, model, version).observe(time.perf_counter() - t0)
-    metrics.child(metrics.predictions, model, version).inc(n)
+    predictions = await _coalescer(m, svc).submit(rows)
+    metrics.child(metrics.predictions, model, str(m.version)).inc(n)
     return _ENCODER.encode(PredictResponse(model=model, version=m.version, predictions=predictions))
+
+
+def _coalescer(m: OnnxModel, svc: Services) -> Coalescer[Any, Prediction]:
+    """The coalescer of the model version `m` (a new one after a swap; the old one finishes its batch)."""
+    held = svc.coalescers.get(m.name)
+    if held is not None and held[0] is m:
+        return held[1]
+    metrics, version = svc.metrics, str(m.version)
+    inference = metrics.inference.labels(m.name, version)
+    rows, requests = metrics.batch_rows.labels(m.name), metrics.batch_requests.labels(m.name)
+
+    def observe(n_rows: int, n_requests: int, seconds: float) -> None:
+        inference.observe(seconds)
+        rows.observe(n_rows)
+        requests.observe(n_requests)
+
+    c = Coalescer(m.predict_rows, max_rows=svc.cfg.predict_batch_rows, observe=observe)
+    svc.coalescers[m.name] = (m, c)
+    return c
 
 
 @post(

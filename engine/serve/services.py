@@ -6,8 +6,10 @@ One dependency rather than five: Litestar resolves several dependencies of a han
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+from engine.serve.batching import Coalescer
 from engine.serve.config import ServeConfig
 from engine.serve.meters import ServeMetrics
 from engine.serve.models import ModelHost
@@ -22,3 +24,4 @@ class Services:
     host: ModelHost
     realtime: RealtimeState
     spool: Spool | None
+    coalescers: dict[str, tuple[Any, Coalescer[Any, Any]]] = field(default_factory=dict)  # model -> (version, its)

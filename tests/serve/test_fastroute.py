@@ -55,3 +55,28 @@ def test_the_openapi_schema_documents_the_fast_routes(client: TestClient) -> Non
     k = next(p for p in rec["parameters"] if p["name"] == "k")
     assert k["in"] == "query" and k["schema"]["maximum"] == 1000
     assert "RecommendationsResponse" in schema["components"]["schemas"]
+
+
+def test_a_bug_behind_a_fast_route_is_a_bare_500_and_counted(client: TestClient, serve_dir: Path) -> None:
+    model = client.app.state.svc.host.onnx["churn"]
+
+    def broken(rows: list[object]) -> list[object]:
+        msg = "internal detail that must not leak"
+        raise RuntimeError(msg)
+
+    model.predict_rows = broken  # type: ignore[method-assign]
+    r = client.post("/v1/predict/churn", json={"instances": churn_instances(serve_dir, 1)})
+    assert r.status_code == 500 and r.json() == {"status_code": 500, "detail": "Internal Server Error"}
+    assert "internal detail" not in r.text
+    assert 'tidegate_http_requests_total{method="POST",route="/v1/predict/{model}",status="500"} 1.0' in (
+        client.get("/metrics").text
+    )
+
+
+def test_front_and_mount_render_errors_alike(client: TestClient) -> None:
+    """`/v1/predict/x` is served in front of Litestar, `/v1/predict` by its mount inside: same error shape."""
+    front = client.post("/v1/predict/nope", json={"instances": [{}]})
+    inside = client.post("/v1/predict", json={"instances": [{}]})
+    assert (front.status_code, inside.status_code) == (404, 404)
+    assert set(front.json()) == set(inside.json()) == {"status_code", "detail"}
+    assert front.headers["content-type"] == inside.headers["content-type"] == "application/json"
