@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Annotated, Any
 
@@ -97,10 +98,10 @@ class Instances:
         tuples = [msgspec.structs.astuple(r) for r in rows]
         out: dict[str, np.ndarray] = {}
         for g in self._groups:
-            values = [g.take(t) for t in tuples]
-            if g.nullable_strings and any(None in v for v in values):
-                values = [tuple("" if x is None else x for x in v) for v in values]
-            block = np.array(values, dtype=g.dtype).T.copy()  # [inputs, n]; None -> NaN for floats
+            flat = list(chain.from_iterable(map(g.take, tuples)))  # row-major; a flat list converts fastest
+            if g.nullable_strings and None in flat:
+                flat = ["" if x is None else x for x in flat]
+            block = np.array(flat, dtype=g.dtype).reshape(len(tuples), len(g.names)).T.copy()  # None -> NaN
             for i, name in enumerate(g.names):
                 out[name] = block[i : i + 1].T  # [n, 1], a contiguous view
         return out

@@ -75,6 +75,7 @@ class OnnxModel:
             else None
         )
         self.threshold = manifest.threshold
+        self._post = classes_post(self.labels, self.positive, self.threshold) if self.classifier else None
 
     @property
     def name(self) -> str:
@@ -96,25 +97,7 @@ class OnnxModel:
         out = self.run(self.instances.feeds(rows))
         if not self.classifier:
             return [Prediction(value=v) for v in out.reshape(len(rows), -1)[:, 0].astype(float).tolist()]
-        labels, pos, threshold = self.labels, self.positive, self.threshold
-        if len(rows) <= _PY_ROWS:  # a few rows: plain Python beats numpy's per-call cost
-            rows = out.tolist()
-            if pos is not None and threshold is not None:
-                chosen = [pos if r[pos] >= threshold else 1 - pos for r in rows]
-            else:
-                chosen = [r.index(max(r)) for r in rows]
-            probs = [[round(x * 1e6) / 1e6 for x in r] for r in rows]  # = numpy's round(6): rint(x·1e6)/1e6
-        else:
-            p64 = out.astype(np.float64)
-            if pos is not None and threshold is not None:
-                chosen = np.where(p64[:, pos] >= threshold, pos, 1 - pos).tolist()
-            else:
-                chosen = p64.argmax(axis=1).tolist()
-            probs = p64.round(6).tolist()
-        return [
-            Prediction(label=labels[c], probabilities=dict(zip(labels, p, strict=True)))
-            for c, p in zip(chosen, probs, strict=True)
-        ]
+        return self._post(out)  # type: ignore[misc]
 
     def warm_up(self) -> None:
         """One prediction on an all-missing row, so the first real request does not pay for lazy init."""
@@ -149,6 +132,52 @@ _LOAD_ERRORS = (TidegateError, OSError, ValueError, RuntimeError, *_ORT_ERRORS)
 
 
 _PY_ROWS = 16  # up to this many rows, predictions are post-processed in Python (same numbers)
+
+
+def classes_post(
+    labels: list[str], positive: int | None, threshold: float | None
+) -> Callable[[np.ndarray], list[Prediction]]:
+    """A classifier's predictions from its probability rows ([n, classes]): the manifest's threshold on the
+    positive class of a binary model, else the most probable class (the first on a tie); probabilities
+    rounded to 6 decimals. A few rows are done in plain Python (numpy's per-call cost dominates there), with
+    a binary fast path; the results are the same either way (a property test checks it)."""
+    thresholded = positive is not None and threshold is not None
+    l0, l1 = [*labels, "", ""][:2]
+
+    def first(a: float, b: float) -> bool:  # binary: is the label the first one?
+        if not thresholded:
+            return a >= b
+        return a >= threshold if positive == 0 else b < threshold  # type: ignore[operator]
+
+    def post(out: np.ndarray) -> list[Prediction]:
+        if len(out) <= _PY_ROWS and len(labels) == 2:
+            return [
+                Prediction(
+                    label=l0 if first(a, b) else l1,
+                    probabilities={l0: round(a * 1e6) / 1e6, l1: round(b * 1e6) / 1e6},  # = numpy's round(6)
+                )
+                for a, b in out.tolist()
+            ]
+        if len(out) <= _PY_ROWS:
+            rows = out.tolist()
+            if thresholded:
+                chosen = [positive if r[positive] >= threshold else 1 - positive for r in rows]  # type: ignore[index,operator]
+            else:
+                chosen = [r.index(max(r)) for r in rows]
+            probs = [[round(x * 1e6) / 1e6 for x in r] for r in rows]
+        else:
+            p64 = out.astype(np.float64)
+            if thresholded:
+                chosen = np.where(p64[:, positive] >= threshold, positive, 1 - positive).tolist()  # type: ignore[operator]
+            else:
+                chosen = p64.argmax(axis=1).tolist()
+            probs = p64.round(6).tolist()
+        return [
+            Prediction(label=labels[c], probabilities=dict(zip(labels, p, strict=True)))
+            for c, p in zip(chosen, probs, strict=True)
+        ]
+
+    return post
 
 
 class ModelHost:

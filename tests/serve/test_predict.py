@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 from engine.registry import Manifest, Registry, TensorSpec
 from engine.serve.app import create_app
 from engine.serve.config import ServeConfig
+from engine.serve.models import classes_post
 from tests.serve.builders import churn_instances, direct_probabilities
 
 
@@ -171,3 +172,35 @@ def test_int64_and_float64_inputs_are_fed_with_their_own_types(tmp_path: Path) -
             for n in (1, 2):
                 r = c.post("/v1/predict/typed", json={"instances": [bad] * n})
                 assert r.status_code == 400 and f"instances[0].{field}" in r.text, r.text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    classes=st.sampled_from([2, 2, 3]),
+    positive=st.sampled_from([None, 0, 1]),
+    threshold=st.one_of(st.none(), st.floats(0, 1, width=32)),
+    seed=st.integers(0, 2**32 - 1),
+    ties=st.booleans(),
+)
+def test_every_post_processing_path_gives_numpys_labels_and_probabilities(
+    n: int, classes: int, positive: int | None, threshold: float | None, seed: int, ties: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    out = rng.random((n, classes)).astype(np.float32)
+    if ties:  # equal probabilities, and probabilities exactly at the threshold
+        out[::2] = np.float32(1 / classes)
+        if threshold is not None:
+            out[1::3, 0] = out[1::3, -1] = np.float32(threshold)
+    labels = [f"c{i}" for i in range(classes)]
+    if classes != 2:
+        positive = None
+    got = classes_post(labels, positive, threshold)(out)
+    p64 = out.astype(np.float64)
+    if positive is not None and threshold is not None:
+        chosen = np.where(p64[:, positive] >= threshold, positive, 1 - positive)
+    else:
+        chosen = p64.argmax(axis=1)
+    assert [p.label for p in got] == [labels[c] for c in chosen.tolist()]
+    assert [list(p.probabilities.values()) for p in got] == p64.round(6).tolist()  # type: ignore[union-attr]
+    assert all(list(p.probabilities) == labels for p in got)  # type: ignore[arg-type]
