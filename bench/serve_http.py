@@ -223,11 +223,27 @@ def run(quick: bool) -> list[dict[str, Any]]:
             ]
             targets.append(("fastapi peer predict (uvicorn)", uvicorn, "/v1/predict/churn", "post", "/docs"))
         measured: dict[str, list[WrkResult]] = {}
+        batching = ""
         for name, cmd, path, script, probe in targets:
             with _server(cmd, port, probe, env) as url:
                 wrk(url + path, scripts[script], 1.0)  # warm-up
                 measured[name] = [wrk(url + path, scripts[script], seconds) for _ in range(repeats)]
-    return _rows(measured, seconds, repeats)
+                if name == "tidegate predict":
+                    batching = _batching(url)
+    rows = _rows(measured, seconds, repeats)
+    rows[0]["note"] += batching
+    return rows
+
+
+def _batching(url: str) -> str:
+    """How many requests shared an ONNX call on average (the server's own metrics, warm-up included)."""
+    import httpx
+
+    text = httpx.get(url + "/metrics", timeout=10).text
+    found = dict(re.findall(r'^tidegate_predict_batch_requests_(sum|count)\{model="churn"\} (\S+)$', text, re.M))
+    if set(found) != {"sum", "count"} or float(found["count"]) == 0:
+        return ""
+    return f"; {float(found['sum']) / float(found['count']):.1f} requests per ONNX call"
 
 
 def _rows(measured: dict[str, list[WrkResult]], seconds: float, repeats: int) -> list[dict[str, Any]]:
