@@ -30,6 +30,8 @@ import numpy as np
 from engine.serve.recarrays import RecArrays
 
 STATE_FORMAT = "tidegate.recommender.state/1"
+_EMPTY = np.empty(0, dtype=np.intp)
+_EMPTY.flags.writeable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,10 @@ class Scorer:
         self._neighbors = arrays.neighbors.astype(np.intp)
         self._sim = arrays.similarity.astype(np.float64)
         self._pop_eps = self.params.popularity_weight * self._pop
-        self._decay = self._decay_table(self.params.history_cap + 1024)  # grows if a longer history comes
+        self._hist = arrays.hist_items.astype(np.intp)
+        self._hist.flags.writeable = False  # batch_history hands out views
+        self._ptr: list[int] = arrays.hist_ptr.tolist()
+        self._decay_newest_last = self._decay_table(self.params.history_cap + 1024)[::-1].copy()  # grows if needed
 
     @property
     def n_items(self) -> int:
@@ -91,43 +96,42 @@ class Scorer:
 
     def batch_history(self, user_id: str) -> np.ndarray:
         u = self.user_index.get(user_id)
-        if u is None:
-            return np.empty(0, dtype=np.intp)
-        ptr = self.arrays.hist_ptr
-        return self.arrays.hist_items[ptr[u] : ptr[u + 1]].astype(np.intp)
+        return _EMPTY if u is None else self._hist[self._ptr[u] : self._ptr[u + 1]]
 
     def recommend(self, user_id: str, recent: Sequence[str] = (), k: int = 10) -> Recommendation:
         """The top `k` unseen items for `user_id`, whose latest items (not yet in the batch part) are `recent`."""
         batch = self.batch_history(user_id)
-        fresh = np.fromiter((i for i in map(self.index.get, recent) if i is not None), dtype=np.intp)
+        fresh = (
+            np.fromiter((i for i in map(self.index.get, recent) if i is not None), dtype=np.intp) if recent else _EMPTY
+        )
         if batch.size == 0 and fresh.size == 0:
             return self.popular(k)
         p = self.params
         scored = batch[-p.history_cap :] if p.history_cap > 0 else batch
         hist = np.concatenate([scored, fresh]) if fresh.size else scored
-        if hist.size > self._decay.size:
-            self._decay = self._decay_table(hist.size)
-        weights = self._decay[: hist.size][::-1].copy()  # newest last: weight 1, older ones decay
+        m = hist.size
+        if m > self._decay_newest_last.size:
+            self._decay_newest_last = self._decay_table(m)[::-1].copy()
+        weights = self._decay_newest_last[self._decay_newest_last.size - m :]  # newest last: weight 1, older decay
         if fresh.size:
+            weights = weights.copy()
             weights[scored.size :] *= p.realtime_weight
         near = self._neighbors[hist].ravel()
         scores = np.bincount(near, weights=(self._sim[hist] * weights[:, None]).ravel(), minlength=self.n_items)
-        blocked = np.zeros(self.n_items, dtype=bool)  # seen items, then also the candidates
-        blocked[batch] = True
-        blocked[fresh] = True
-        is_cand = np.zeros(self.n_items, dtype=bool)
-        is_cand[near] = True
-        is_cand &= ~blocked
-        cand = np.flatnonzero(is_cand)
+        mark = np.zeros(self.n_items, dtype=np.int8)  # 1: a candidate (a neighbour), 2: seen
+        mark[near] = 1
+        mark[batch] = 2
+        if fresh.size:
+            mark[fresh] = 2
+        cand = np.flatnonzero(mark == 1)
         n = min(k, self.n_items)
         cand_scores = scores[cand] + self._pop_eps[cand]
         if cand.size > n:  # keep every candidate tied with the n-th best, so ties resolve by rank below
             nth = np.partition(cand_scores, cand.size - n)[cand.size - n]
             keep = cand_scores >= nth
             cand, cand_scores = cand[keep], cand_scores[keep]
-        blocked |= is_cand
-        others = self._pop_order[: n + int(np.count_nonzero(blocked))]
-        others = others[~blocked[others]][:n]  # the most popular items that are neither seen nor candidates
+        others = self._pop_order[: n + int(np.count_nonzero(mark))]
+        others = others[mark[others] == 0][:n]  # the most popular items that are neither seen nor candidates
         items = np.concatenate([cand, others])
         item_scores = np.concatenate([cand_scores, self._pop_eps[others]])
         top = np.lexsort((self._pop_rank[items], -item_scores))[:n]
