@@ -28,21 +28,24 @@ per-reading Python step either:
 - State is columnar: per device slot (max event time, when it was seen, watermark floor), and per open
   window a cell `slot * ring + window_index % ring` (the ring grows when a device needs more open windows).
   The event times counted in open windows are kept in a log, read only when a reading is not newer than
-  every reading already in its window (the only way it can be a repeat).
+  every reading already in its window (the only way it can be a repeat); each batch's chunk of it is held
+  as int32 offsets from a base where they fit (half the memory of int64 pairs).
+- Closed windows come out as columns (`ClosedWindows`), read as `WindowAgg`s: every device's window closes
+  at the same minute, and 10 000 of them as objects cost ~15 MB at once.
 
 Time is injected: every call takes `now` (epoch seconds, UTC).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from engine.connectors.messages import MEASUREMENTS, Readings, WindowAgg, row
+from engine.connectors.messages import MEASUREMENTS, ClosedWindows, Readings, WindowAgg, row
 from engine.schema import SensorReading
 from engine.snapshots import dump_state, load_state
 
@@ -89,7 +92,7 @@ class ShardWindows:
         # Window index as integer division of microseconds: exact for whole-second lengths (see `_common`).
         self._length_us = int(cfg.length_s) * 1_000_000 if float(cfg.length_s).is_integer() else 0
         self._newest = np.empty(0, dtype=np.int64)  # scratch per slot for `_common`, _NONE between calls
-        self._log: list[tuple[np.ndarray, np.ndarray]] = []  # (window uid, ts_us) counted in open windows
+        self._log: list[_Chunk] = []  # (window uid, ts_us) counted in open windows, packed (`_pack`)
         self._log_len = 0
         self._log_limit = 65_536  # compact beyond this (see `_compact_log`)
 
@@ -130,7 +133,7 @@ class ShardWindows:
         cap = len(self._max_ts)
         if need <= cap:
             return
-        new = max(need, 2 * cap, 64)
+        new = max(need, cap + cap // 4, 64)  # 1.25x, not 2x: at 10 000 devices the cells are ~6 MB
         self._max_ts = np.concatenate([self._max_ts, np.full(new - cap, -np.inf)])
         self._seen_at = np.concatenate([self._seen_at, np.zeros(new - cap)])
         self._floor = np.concatenate([self._floor, np.full(new - cap, -np.inf)])
@@ -181,7 +184,7 @@ class ShardWindows:
     # -- input ------------------------------------------------------------------------------------------
     def add(
         self, readings: Readings | Iterable[SensorReading], now: float
-    ) -> tuple[Readings, list[tuple[SensorReading, float]], int, list[WindowAgg]]:
+    ) -> tuple[Readings, list[tuple[SensorReading, float]], int, Sequence[WindowAgg]]:
         """-> (accepted, in arrival order; late with the watermark that judged them; duplicates; windows
         closed meanwhile)."""
         batch = readings if isinstance(readings, Readings) else Readings.from_rows(list(readings))
@@ -279,7 +282,7 @@ class ShardWindows:
 
         # 4. openings: the watermark when a device opened its last new window closes what it passed
         opened = ~exists
-        closed: list[WindowAgg] = []
+        closed: list[ClosedWindows] = []
         if opened.any():
             at = wstarts[opened]
             wm_open = np.maximum(wm0[grp[at]], newest[at] / 1e6 - lateness)
@@ -290,7 +293,7 @@ class ShardWindows:
             if gone.any():  # opened and closed inside this batch: never stored
                 g = np.flatnonzero(gone)
                 names = [self._names[s] for s in dev[grp[wstarts[g]]].tolist()]
-                closed += _emit(names, widx[wstarts[g]], counts[g], _rows(agg, g), length, now)
+                closed.append(_emit(names, widx[wstarts[g]], counts[g], _rows(agg, g), length, now))
             keep_new = opened & ~gone
         else:
             close_at = None
@@ -316,7 +319,7 @@ class ShardWindows:
             cand, limit = cand[live], limit[live]
             shut = cand[self._idx[cand] * length + length <= limit]
             if len(shut):
-                closed += self._close_cells(shut, now)
+                closed.append(self._close_cells(shut, now))
         new = np.flatnonzero(keep_new)
         if len(new):
             at = wstarts[new]
@@ -333,7 +336,7 @@ class ShardWindows:
             self._append_log(self._uid[cells][wg][rows], tu[rows])
 
         accepted = batch if len(order) == n else batch.take(np.sort(order))
-        return accepted, late_out, dups, closed
+        return accepted, late_out, dups, ClosedWindows.concat(closed)
 
     def _common(self, batch: Readings, slots: np.ndarray, now: float) -> bool:
         """The usual batch, in place and without grouping by device: every reading falls in a window its
@@ -438,12 +441,14 @@ class ShardWindows:
         groups = np.flatnonzero(suspect)
         known: dict[int, set[int]] = {}
         look = self._uid[cells[groups[exists[groups]]]]
-        if len(look) and self._log:
-            lu = np.concatenate([u for u, _ in self._log])
-            lt = np.concatenate([x for _, x in self._log])
-            hit = np.isin(lu, look)
-            for u, x in zip(lu[hit].tolist(), lt[hit].tolist(), strict=True):
-                known.setdefault(u, set()).add(x)
+        if len(look):
+            for chunk in self._log:
+                lu = _unpack(chunk[0], chunk[1])
+                hit = np.isin(lu, look)
+                if hit.any():
+                    lt = _unpack(chunk[2], chunk[3])
+                    for u, x in zip(lu[hit].tolist(), lt[hit].tolist(), strict=True):
+                        known.setdefault(u, set()).add(x)
         out = np.zeros(len(tu), dtype=bool)
         ends = np.append(wstarts[1:], len(tu))
         for g in groups.tolist():
@@ -473,7 +478,7 @@ class ShardWindows:
         self._stats[cells] = agg
 
     def _append_log(self, uids: np.ndarray, ts_us: np.ndarray) -> None:
-        self._log.append((uids, ts_us))
+        self._log.append((*_pack(uids), *_pack(ts_us)))
         self._log_len += len(uids)
         if self._log_len > self._log_limit:
             self._compact_log()
@@ -485,29 +490,33 @@ class ShardWindows:
         chunks whose windows are all closed go, which is cheap and usually enough."""
         open_uids = self._uid[self._uid >= 0]
         oldest = int(open_uids.min()) if len(open_uids) else self._next_uid
-        self._log = [(u, x) for u, x in self._log if len(u) and int(u.max()) >= oldest]
-        self._log_len = sum(len(u) for u, _ in self._log)
+        self._log = [c for c in self._log if len(c[1]) and c[0] + int(c[1].max()) >= oldest]
+        self._log_len = sum(len(c[1]) for c in self._log)
         if self._log_len <= self._log_limit // 2:
             return
         kept = 0
-        if self._log:
-            lu = np.concatenate([u for u, _ in self._log])
-            lt = np.concatenate([x for _, x in self._log])
+        if self._log:  # chunk by chunk: the log is never held unpacked
             live = self._uid[self._uid >= 0]
-            low = int(lu.min())
-            if self._next_uid - low <= 4 * len(lu) + 4096:  # uids are dense: a table instead of a search
+            low = min(c[0] + int(c[1].min()) for c in self._log)
+            alive = None
+            if self._next_uid - low <= 4 * self._log_len + 4096:  # uids are dense: a table instead of a search
                 alive = np.zeros(self._next_uid - low, dtype=bool)
                 alive[live[live >= low] - low] = True
-                keep = alive[lu - low]
-            else:
-                keep = np.isin(lu, live)
-            kept = int(np.count_nonzero(keep))
-            self._log = [(lu[keep], lt[keep])] if kept else []
+            log = []
+            for ub, uo, tb, to in self._log:
+                lu = _unpack(ub, uo)
+                keep = alive[lu - low] if alive is not None else np.isin(lu, live)
+                if keep.all():
+                    log.append((ub, uo, tb, to))
+                elif keep.any():
+                    log.append((ub, uo[keep], tb, to[keep]))
+            self._log = log
+            kept = sum(len(c[1]) for c in log)
         self._log_len = kept
         self._log_limit = 2 * kept + 65_536
 
     # -- closing ----------------------------------------------------------------------------------------
-    def _close_cells(self, cells: np.ndarray, now: float) -> list[WindowAgg]:
+    def _close_cells(self, cells: np.ndarray, now: float) -> ClosedWindows:
         cells = cells[np.lexsort((self._idx[cells], cells // self._ring))]
         names = [self._names[s] for s in (cells // self._ring).tolist()]
         stats = np.take(self._stats, cells, axis=0)
@@ -515,10 +524,10 @@ class ShardWindows:
         self._clear_cells(cells)
         return out
 
-    def close_due(self, now: float) -> list[WindowAgg]:
+    def close_due(self, now: float) -> Sequence[WindowAgg]:
         """Close every window whose device watermark has passed its end; forget long-silent devices."""
         live = np.flatnonzero(self._uid >= 0)
-        out: list[WindowAgg] = []
+        out: Sequence[WindowAgg] = []
         if len(live):
             wm = self._watermark(live // self._ring, now)
             due = live[self._idx[live] * self.cfg.length_s + self.cfg.length_s <= wm]
@@ -543,7 +552,7 @@ class ShardWindows:
         if len(gone):
             self._compact_log()
 
-    def close_all(self, now: float) -> list[WindowAgg]:
+    def close_all(self, now: float) -> Sequence[WindowAgg]:
         """End of input: emit every open window."""
         live = np.flatnonzero(self._uid >= 0)
         out = self._close_cells(live, now) if len(live) else []
@@ -562,8 +571,6 @@ class ShardWindows:
         slots = np.fromiter(self.devices.values(), dtype=np.int64, count=len(names))
         floor = self._watermark(slots, now)
         self._floor[slots] = floor
-        if len(self._log) > 1:
-            self._log = [(np.concatenate([u for u, _ in self._log]), np.concatenate([x for _, x in self._log]))]
         live = np.flatnonzero(self._uid >= 0)
         renumber = np.full(len(self._max_ts), -1, dtype=np.int64)
         renumber[slots] = np.arange(len(names))  # slots become 0..k-1 in `names` order
@@ -571,7 +578,9 @@ class ShardWindows:
             "slot": renumber[live // self._ring],
             **{k: a[live] for k, a in zip(_CELL_FIELDS, self._cell_arrays(), strict=True)},
         }
-        log = self._log[0] if self._log else (np.empty(0, np.int64), np.empty(0, np.int64))
+        # The log as it is held, packed chunk by chunk: joining it first would hold it twice beside the
+        # pickle (at 10 000 devices ~6 MB each, once per Bytewax epoch: bench/iot_rss.py).
+        log = list(self._log)
         state: dict[str, Any] = {
             "names": names,
             "floor": floor,
@@ -600,9 +609,13 @@ class ShardWindows:
         out._seen_at[:k] = now
         out._place(data["cells"])
         out._next_uid = data["next_uid"]
-        lu, lt = data["log"]
-        if len(lu):
-            out._log, out._log_len, out._log_limit = [(lu, lt)], len(lu), 2 * len(lu) + 65_536
+        log = data["log"]
+        if isinstance(log, tuple):  # written before the log was packed: one (uids, ts_us) pair
+            log = [(*_pack(log[0]), *_pack(log[1]))]
+        chunks = [c for c in log if len(c[1])]
+        if chunks:
+            n = sum(len(c[1]) for c in chunks)
+            out._log, out._log_len, out._log_limit = chunks, n, 2 * n + 65_536
         return out
 
     def _place(self, cells: dict[str, np.ndarray]) -> None:
@@ -620,6 +633,24 @@ class ShardWindows:
 
 
 _CELL_FIELDS = ("uid", "idx", "count", "last", "stats")
+_Chunk = tuple[int, np.ndarray, int, np.ndarray]  # uid base, uid offsets, ts_us base, ts_us offsets
+_I32 = 1 << 31
+
+
+def _pack(values: np.ndarray) -> tuple[int, np.ndarray]:
+    """int64 values as (base, offsets from it): int32 offsets where they fit, as a batch's event times (a
+    few seconds) and window uids (the windows open at once) do, so the repeat log takes half the memory;
+    int64 otherwise (a backlog spanning more than 35 minutes)."""
+    if not len(values):
+        return 0, np.empty(0, np.int32)
+    base = int(values.min())
+    if int(values.max()) - base < _I32:
+        return base, (values - base).astype(np.int32)
+    return 0, np.asarray(values, dtype=np.int64)
+
+
+def _unpack(base: int, offsets: np.ndarray) -> np.ndarray:
+    return offsets.astype(np.int64) + base
 
 
 def _lookup(table: dict[str, int], keys: list[str]) -> np.ndarray:
@@ -729,29 +760,22 @@ def _rows(stats: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 def _emit(
     names: list[str | None], idx: np.ndarray, count: np.ndarray, stats: np.ndarray, length: float, now: float
-) -> list[WindowAgg]:
-    """Closed windows as `WindowAgg`s: per measurement (count, mean, min, max, sample std)."""
+) -> ClosedWindows:
+    """Closed windows (as columns, read as `WindowAgg`s): per measurement (count, mean, min, max, sample
+    std)."""
     n, s1, s2 = stats[:, _N], stats[:, _S1], stats[:, _S2]
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = stats[:, _SHIFT] + s1 / n
         std = np.sqrt(np.maximum(s2 - s1 * s1 / n, 0.0) / (n - 1))
-    # one 5-tuple per (window, measurement), then M of them per window
-    per = [
-        (k, m, a, b, sd) if k > 1 else ((k, m, a, b, None) if k else _NO_STATS)
-        for k, m, a, b, sd in zip(
-            n.astype(np.int64).ravel().tolist(),
-            mean.ravel().tolist(),
-            stats[:, _MIN].ravel().tolist(),
-            stats[:, _MAX].ravel().tolist(),
-            std.ravel().tolist(),
-            strict=True,
-        )
-    ]
-    starts = (idx * length).tolist()
-    return [
-        WindowAgg(name, start, start + length, c, stat, now)  # type: ignore[arg-type]
-        for name, start, c, stat in zip(names, starts, count.tolist(), zip(*[iter(per)] * _M, strict=True), strict=True)
-    ]
+    start = idx * length
+    return ClosedWindows(
+        names,  # type: ignore[arg-type]  # a slot with an open window always has its name
+        start,
+        start + length,
+        np.asarray(count, dtype=np.int64),
+        (n.astype(np.int64), mean, stats[:, _MIN], stats[:, _MAX], std),
+        np.full(len(names), now),
+    )
 
 
 def window_columns() -> list[str]:

@@ -96,6 +96,11 @@ class Schema:
         return self._candidates[name]
 
     @functools.cached_property
+    def field_candidates(self) -> tuple[tuple[FieldSpec, tuple[str, ...]], ...]:
+        """Every field with its `candidates`, in field order (computed once per schema)."""
+        return tuple((f, self.candidates(f.name)) for f in self.fields)
+
+    @functools.cached_property
     def _candidates(self) -> dict[str, tuple[str, ...]]:
         # Computed once per schema: the per-record validator asks for every field of every record.
         return {

@@ -8,6 +8,7 @@ keeps their verdicts identical.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -36,19 +37,29 @@ def validate_record(schema: Schema, record: Any, *, decimal_comma: bool = False)
     if not isinstance(record, Mapping):
         return Problem(rules.NOT_AN_OBJECT, f"expected a JSON object, got {type(record).__name__}")
     by_name: dict[str, object] = {}
+    clean = rules.clean_column_name
     for key, value in record.items():
-        name = rules.clean_column_name(str(key))
+        name = clean(key if type(key) is str else str(key))
         if value is not None and name not in by_name:
             by_name[name] = value
-    texts: dict[str, str | None] = {}
-    for spec in schema.fields:
-        found = next((by_name[c] for c in schema.candidates(spec.name) if c in by_name), None)
-        texts[spec.name] = rules.to_text(found)
     values: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
-    for spec in schema.fields:
-        raw = texts.get(spec.name)
-        value, code = check_text(spec, raw, decimal_comma=decimal_comma)
+    for spec, candidates in schema.field_candidates:
+        found = None
+        for c in candidates:
+            if c in by_name:
+                found = by_name[c]
+                break
+        if found is None:
+            if spec.required:
+                problems.append((rules.MISSING_FIELD, describe(spec, rules.MISSING_FIELD, None)))
+            continue
+        if type(found) is float and spec.kind == "float":  # a JSON number: its text would be repr(found)
+            value, code = _check_float(spec, found)
+            raw = None if code is None else rules.to_text(found)
+        else:
+            raw = rules.to_text(found)
+            value, code = check_text(spec, raw, decimal_comma=decimal_comma)
         if code is not None:
             problems.append((code, describe(spec, code, raw)))
         elif value is not None:
@@ -60,14 +71,32 @@ def validate_record(schema: Schema, record: Any, *, decimal_comma: bool = False)
     return schema.record_type(**values)
 
 
+def _check_float(spec: FieldSpec, number: float) -> tuple[float | None, str | None]:
+    """`check_text(spec, rules.to_text(number))` for a float, without the text: repr() of a finite float
+    reads back as the same float, NaN reads as missing and an infinity is not a number."""
+    if number != number:
+        return None, (rules.MISSING_FIELD if spec.required else None)
+    if number in _INFINITIES:
+        return None, rules.BAD_TYPE
+    if (spec.ge is not None and number < spec.ge) or (spec.le is not None and number > spec.le):
+        return None, rules.OUT_OF_RANGE
+    return number, None
+
+
+_INFINITIES = (math.inf, -math.inf)
+_WS = frozenset(rules.WHITESPACE)
+
+
 def check_text(spec: FieldSpec, raw: str | None, *, decimal_comma: bool = False) -> tuple[Any, str | None]:
     """(cleansed value, None) or (None, reason code) for one field's text."""
-    text = None if raw is None else raw.strip(rules.WHITESPACE)
-    if text is None or text.lower() in rules.MISSING_TOKENS:
+    if raw is None:
+        return None, (rules.MISSING_FIELD if spec.required else None)
+    text = raw.strip(rules.WHITESPACE) if raw and (raw[0] in _WS or raw[-1] in _WS) else raw
+    if text.lower() in rules.MISSING_TOKENS:
         return None, (rules.MISSING_FIELD if spec.required else None)
     if spec.kind == "string":
         ok = (spec.min_length or 0) <= len(text) <= (spec.max_length or len(text))
-        if not ok or (spec.pattern and not re.search(spec.pattern, text)):
+        if not ok or (spec.pattern and not _compiled(spec.pattern).search(text)):
             return None, rules.INVALID_VALUE
         return text, None
     if spec.kind == "choice":
@@ -87,9 +116,19 @@ def check_text(spec: FieldSpec, raw: str | None, *, decimal_comma: bool = False)
     return _timestamp(spec, text)
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+@functools.lru_cache(maxsize=64)
+def _seconds_range(since: dt.datetime, before: dt.datetime) -> tuple[float, float]:
+    return rules.seconds_range(since, before)
+
+
 def _timestamp(spec: FieldSpec, text: str) -> tuple[dt.datetime | None, str | None]:
     assert spec.since is not None and spec.before is not None
-    lo, hi = rules.seconds_range(spec.since, spec.before)
+    lo, hi = _seconds_range(spec.since, spec.before)
     if _INTEGER.match(text):
         whole = int(text)
         millis = whole >= rules.EPOCH_MS_THRESHOLD

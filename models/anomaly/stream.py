@@ -89,7 +89,7 @@ class ShardDetectors:
         new = [d for d in dict.fromkeys(ids) if d not in self.devices]
         cap = len(self._ids) + max(0, len(new) - len(self._free))
         if cap > len(self._seen):
-            size = max(cap, 2 * len(self._seen), 64)
+            size = max(cap, len(self._seen) * 5 // 4, 64)  # 1.25x: a doubling holds up to twice the state
             self._seen = np.concatenate([self._seen, np.zeros(size - len(self._seen))])
             if self._ewz is not None:
                 self._ewz.grow(size)

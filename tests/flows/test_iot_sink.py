@@ -112,3 +112,44 @@ def test_sink_settings() -> None:
     assert SinkConfig().duckdb_settings() == {"memory_limit": "32MB", "threads": 1}
     assert SinkConfig(duckdb_memory_mb=None, duckdb_threads=None).duckdb_settings() == {}
     assert readings_columns([])["ts"].dtype == np.dtype("datetime64[us]")
+
+
+def test_closed_windows_as_columns_read_and_store_as_their_rows() -> None:
+    """Issue 3 (memory): the windows step hands closed windows over as columns (`ClosedWindows`); read as
+    rows they are the `WindowAgg`s, and the sink stores the same columns from either form."""
+    import pickle
+
+    from engine.connectors.messages import ClosedWindows
+    from engine.connectors.windows import ShardWindows, WindowConfig
+
+    rng = np.random.default_rng(7)
+    w = ShardWindows(WindowConfig(length_s=60, allowed_lateness_s=5))
+    rows = []
+    for i in range(40):  # with absent measurements: n == 0 and n == 1 (no std) among the windows
+        for k in range(1 + i % 3):
+            values = [None if rng.random() < 0.3 else round(float(rng.normal(20, 2)), 2) for _ in range(4)]
+            if all(v is None for v in values):
+                values[0] = 20.0
+            rows.append(
+                SensorReading(
+                    device_id=f"d{i}",
+                    ts=dt.datetime.fromtimestamp(T0 + k + i / 100, UTC),
+                    temperature_c=values[0],
+                    humidity_pct=values[1],
+                    pressure_hpa=None if values[2] is None else values[2] + 1000,
+                    vibration_g=None if values[3] is None else abs(values[3]) / 10,
+                )
+            )
+    w.add(rows, now=1000.0)
+    closed = w.close_all(now=1001.0)
+    assert isinstance(closed, ClosedWindows) and len(closed) == 40
+    as_rows = list(closed)
+    assert closed == as_rows and closed[3] == as_rows[3] and closed[-1] == as_rows[-1]
+    assert list(closed[5:9]) == as_rows[5:9] and pickle.loads(pickle.dumps(closed)) == as_rows
+    assert {s[0] for w_ in as_rows for s in w_.stats} >= {0, 1, 2}
+    assert ClosedWindows.concat([closed[:10], ClosedWindows.empty(), closed[10:]]) == as_rows
+    columnar, listed = windows_columns(WindowAggs(closed)), windows_columns(WindowAggs(as_rows))
+    assert list(columnar) == list(listed)
+    for name, col in columnar.items():
+        assert col.dtype == listed[name].dtype, name
+        assert np.array_equal(col, listed[name], equal_nan=col.dtype.kind == "f"), name
