@@ -27,6 +27,7 @@ from engine.errors import UsageError
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class ServeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -44,6 +45,7 @@ class ServeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     max_instances: Positive = 1024  # rows per /v1/predict request
     max_body_bytes: Positive = 4 * 1024 * 1024  # request body cap of the fast routes (413 above)
     predict_batch_rows: Positive = 256  # rows per coalesced ONNX call (engine.serve.batching); 1 = none
+    predict_batch_wait: NonNegative = 8  # event-loop iterations a batch may wait for more requests (0: none)
     max_interactions: Positive = 1000  # records per /v1/interactions request
     max_k: Positive = 100
     recent_items: Positive = 50  # real-time items kept per user

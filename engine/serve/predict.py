@@ -92,7 +92,10 @@ def _coalescer(m: OnnxModel, svc: Services) -> Coalescer[Any, Prediction]:
         rows.observe(n_rows)
         requests.observe(n_requests)
 
-    c = Coalescer(m.predict_rows, max_rows=svc.cfg.predict_batch_rows, observe=observe)
+    cfg = svc.cfg
+    c = Coalescer(
+        m.predict_rows, max_rows=cfg.predict_batch_rows, max_wait_iterations=cfg.predict_batch_wait, observe=observe
+    )
     svc.coalescers[m.name] = (m, c)
     return c
 

@@ -101,6 +101,33 @@ def test_lone_requests_each_run_once() -> None:
 def test_max_rows_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_rows"):
         Coalescer(Recorder(), max_rows=0)
+    with pytest.raises(ValueError, match="max_wait_iterations"):
+        Coalescer(Recorder(), max_wait_iterations=-1)
+
+
+async def _trickle(c: Coalescer[int, int], count: int) -> list[list[int]]:
+    """`count` requests, one more in each event-loop iteration (as a server hands them over under load)."""
+    tasks = []
+    for i in range(count):
+        tasks.append(asyncio.ensure_future(c.submit([i])))
+        await asyncio.sleep(0)  # one loop iteration
+    return list(await asyncio.gather(*tasks))
+
+
+@pytest.mark.parametrize(("wait", "calls"), [(0, [[0], [1], [2], [3], [4], [5]]), (8, [[0, 1, 2, 3, 4, 5]])])
+def test_a_batch_waits_while_requests_keep_arriving(wait: int, calls: list[list[int]]) -> None:
+    run = Recorder()
+    c = Coalescer(run, max_wait_iterations=wait)
+    assert asyncio.run(_trickle(c, 6)) == [[i * i] for i in range(6)]
+    assert run.calls == calls
+
+
+def test_a_batch_waits_at_most_max_wait_iterations() -> None:
+    run = Recorder()
+    c = Coalescer(run, max_wait_iterations=3)
+    assert asyncio.run(_trickle(c, 10)) == [[i * i] for i in range(10)]
+    assert max(len(call) for call in run.calls) <= 4 and sum(len(call) for call in run.calls) == 10
+    assert len(run.calls) < 10  # still batched
 
 
 async def _post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
