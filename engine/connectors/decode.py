@@ -400,7 +400,7 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
             ok &= ids_ok
     dead: list[DeadLetter] = []
     if not ok.all():
-        ids = rescued = list(ids)
+        rescued: list[str] | None = None
         for i in np.flatnonzero(~ok).tolist():
             topic, payload = messages[i]
             out = _full(payload)
@@ -410,13 +410,15 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
                     DeadLetter(batch.source, position(topic, payload), raw, out.reason, out.message, batch.received_at)
                 )
                 continue
+            if rescued is None:
+                ids = rescued = list(ids)
             rescued[i] = out.device_id
             ts_us[i] = (out.ts - _EPOCH) // _ONE_US
             values[:, i] = [np.nan if v is None else v for v in (getattr(out, m) for m in MEASUREMENTS)]
             ok[i] = True
     column = np.empty(n, dtype=object)
     column[:] = ids
-    if dead:
+    if dead:  # a mask for the ids (cheaper than indices on objects), indices for the numbers
         keep = np.flatnonzero(ok)
-        column, ts_us, values = column[keep], ts_us[keep], np.take(values, keep, axis=1)
+        column, ts_us, values = column[ok], ts_us[keep], np.take(values, keep, axis=1)
     return Readings(column, ts_us, values.T, batch.received_at), dead

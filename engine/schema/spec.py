@@ -101,6 +101,11 @@ class Schema:
         return tuple((f, self.candidates(f.name)) for f in self.fields)
 
     @functools.cached_property
+    def alias_names(self) -> frozenset[str]:
+        """Every alias (a cleaned column name that stands for a field other than by its own name)."""
+        return frozenset(self.aliases)
+
+    @functools.cached_property
     def _candidates(self) -> dict[str, tuple[str, ...]]:
         # Computed once per schema: the per-record validator asks for every field of every record.
         return {

@@ -23,6 +23,8 @@ from engine.validation.describe import describe, no_measurement
 _NUMBER = re.compile(rules.NUMBER_RE)
 _INTEGER = re.compile(rules.INTEGER_RE)
 _ISO = re.compile(rules.ISO_RE)
+# 'YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z', how devices write an instant: a shortcut past the epoch and ISO regexes.
+_ISO_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z").fullmatch
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -34,22 +36,24 @@ class Problem(msgspec.Struct, frozen=True):
 
 def validate_record(schema: Schema, record: Any, *, decimal_comma: bool = False) -> msgspec.Struct | Problem:
     """Cleanse and validate one decoded record; return the typed record or the Problem."""
-    if not isinstance(record, Mapping):
+    if type(record) is not dict and not isinstance(record, Mapping):
         return Problem(rules.NOT_AN_OBJECT, f"expected a JSON object, got {type(record).__name__}")
-    by_name: dict[str, object] = {}
-    clean = rules.clean_column_name
-    for key, value in record.items():
-        name = clean(key if type(key) is str else str(key))
-        if value is not None and name not in by_name:
-            by_name[name] = value
+    by_name: Mapping[str, object]
+    if type(record) is dict and _CLEAN_KEYS.issuperset(record) and None not in record.values():
+        by_name = record  # every key already a clean name (so no two clean alike), every value given
+    else:
+        by_name = _by_name(record)
+    # A field's own name is its first candidate; its aliases are looked at only when one was given at all.
+    aliased = not schema.alias_names.isdisjoint(by_name)
     values: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
     for spec, candidates in schema.field_candidates:
-        found = None
-        for c in candidates:
-            if c in by_name:
-                found = by_name[c]
-                break
+        found = by_name.get(spec.name)
+        if found is None and aliased:
+            for c in candidates:
+                if c in by_name:
+                    found = by_name[c]
+                    break
         if found is None:
             if spec.required:
                 problems.append((rules.MISSING_FIELD, describe(spec, rules.MISSING_FIELD, None)))
@@ -57,6 +61,9 @@ def validate_record(schema: Schema, record: Any, *, decimal_comma: bool = False)
         if type(found) is float and spec.kind == "float":  # a JSON number: its text would be repr(found)
             value, code = _check_float(spec, found)
             raw = None if code is None else rules.to_text(found)
+        elif type(found) is int and spec.kind == "float":  # its text is str(found): a number, maybe infinite
+            raw = str(found)
+            value, code = _check_float(spec, float(raw))
         else:
             raw = rules.to_text(found)
             value, code = check_text(spec, raw, decimal_comma=decimal_comma)
@@ -69,6 +76,25 @@ def validate_record(schema: Schema, record: Any, *, decimal_comma: bool = False)
     if problems:
         return Problem(problems[0][0], "; ".join(m for _, m in problems))
     return schema.record_type(**values)
+
+
+def _by_name(record: Mapping[Any, Any]) -> dict[str, object]:
+    """Clean name -> the first value given under it (None is not a value)."""
+    by_name: dict[str, object] = {}
+    clean = rules.clean_column_name
+    for key, value in record.items():
+        if value is not None:
+            name = clean(key if type(key) is str else str(key))
+            if name not in by_name:
+                by_name[name] = value
+            if name == key and type(key) is str and len(_CLEAN_KEYS) < _MAX_CLEAN_KEYS:
+                _CLEAN_KEYS.add(key)
+    return by_name
+
+
+# Keys seen to be clean names already (most records' keys: the same few): such a record is its own `by_name`.
+_CLEAN_KEYS: set[str] = set()
+_MAX_CLEAN_KEYS = 4096
 
 
 def _check_float(spec: FieldSpec, number: float) -> tuple[float | None, str | None]:
@@ -128,6 +154,8 @@ def _seconds_range(since: dt.datetime, before: dt.datetime) -> tuple[float, floa
 
 def _timestamp(spec: FieldSpec, text: str) -> tuple[dt.datetime | None, str | None]:
     assert spec.since is not None and spec.before is not None
+    if _ISO_Z(text):  # the usual notation: no epoch, and what `normalise_iso` makes of it `_ISO` accepts
+        return _instant(spec, text[:-1] + "+00:00")
     lo, hi = _seconds_range(spec.since, spec.before)
     if _INTEGER.match(text):
         whole = int(text)
@@ -145,6 +173,12 @@ def _timestamp(spec: FieldSpec, text: str) -> tuple[dt.datetime | None, str | No
     iso = rules.normalise_iso(text)
     if not _ISO.match(iso):
         return None, rules.BAD_TYPE
+    return _instant(spec, iso)
+
+
+def _instant(spec: FieldSpec, iso: str) -> tuple[dt.datetime | None, str | None]:
+    """An ISO-8601 text in `_ISO`'s shape -> the instant in UTC, checked against the field's range."""
+    assert spec.since is not None and spec.before is not None
     try:
         when = dt.datetime.fromisoformat(iso)
     except ValueError:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import msgspec
 import pytest
 
 from engine.connectors.decode import decode_batch, decode_reading
-from engine.connectors.messages import MessageBatch
+from engine.connectors.messages import DeadLetter, MessageBatch
 from engine.schema import SENSOR_READING, SensorReading
 from engine.sim import Fleet, FleetConfig
 from engine.validation import Problem, validate_record
+from tests.engine.test_record_fast_path import reference_validate
 
 ODD = [
     b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z","temperature_c":21}',
@@ -159,3 +161,36 @@ def test_ids_of_other_lengths_and_refused_messages_keep_their_place() -> None:
         msgspec.structs.asdict(w) for w in want if isinstance(w, SensorReading)
     ]
     assert [d.reason for d in dead] == ["out_of_range"]
+
+
+def _reference_dead_letter(source: str, topic: str, payload: bytes, received_at: float) -> DeadLetter | None:
+    """The reject path as it was before issue 3's reject work: decode generically, the reference validator
+    (tests/engine/test_record_fast_path.py), then the dead letter with its position and raw text."""
+    try:
+        obj = msgspec.json.decode(payload)
+    except msgspec.DecodeError as exc:
+        out: object = Problem("bad_json", f"not valid JSON: {exc}")
+    else:
+        out = reference_validate(SENSOR_READING, obj)
+    if not isinstance(out, Problem):
+        return None
+    raw = payload[:4096].decode("utf-8", errors="replace")
+    digest = hashlib.blake2b(payload, digest_size=8).hexdigest()
+    return DeadLetter(source, f"{topic}#{digest}", raw, out.reason, out.message, received_at)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_many_bad_messages_get_the_reference_dead_letters_and_the_good_ones_their_readings(seed: int) -> None:
+    """Issue 3 (a bad message costs less): with a third of the traffic malformed, the batch path gives every
+    dead letter exactly as before (reason, message, position, raw) and every good message its reading."""
+    fleet = Fleet(FleetConfig(devices=60, seed=seed, anomaly_rate=0.01, bad_rate=0.3, late_rate=0.02))
+    msgs = [(m.topic, m.payload) for m in fleet.run(1_714_557_600.0, 20)]
+    readings, dead = decode_batch(MessageBatch("src", msgs, 12.5))
+    want_dead = [d for t, p in msgs if (d := _reference_dead_letter("src", t, p, 12.5)) is not None]
+    assert dead == want_dead
+    assert len(dead) > 300
+    assert {d.reason for d in dead} == {"bad_json", "out_of_range", "missing_field", "bad_type", "not_an_object"}
+    want = [decode_reading(p) for _, p in msgs]
+    assert [msgspec.structs.asdict(r) for r in readings.rows] == [
+        msgspec.structs.asdict(w) for w in want if isinstance(w, SensorReading)
+    ]
