@@ -131,7 +131,7 @@ def check_lines(batch: RawLines) -> Checked:
     for no, raw in enumerate(batch.lines):
         try:
             line: SpoolLine = line_decoder.decode(raw)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             positions.append(f"{batch.segment} line-bytes {no}")
             raws.append(raw.decode("utf-8", "replace"))
             reasons.append("bad_spool_line")

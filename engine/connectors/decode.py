@@ -51,7 +51,7 @@ def decode_reading(payload: bytes) -> SensorReading | Problem:
     one message: the same verdicts, parity-tested)."""
     try:
         r = _FLAT.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return _full(payload)
     when = _TS_ONE(r.ts)
     values = [None if v != v else v for v in (r.temperature_c, r.humidity_pct, r.pressure_hpa, r.vibration_g)]
@@ -70,7 +70,7 @@ def decode_reading(payload: bytes) -> SensorReading | Problem:
 def _full(payload: bytes) -> SensorReading | Problem:
     try:
         obj = _ANY.decode(payload)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
         return Problem(BAD_JSON, f"not valid JSON: {exc}")
     out = validate_record(SENSOR_READING, obj)
     assert isinstance(out, SensorReading | Problem)
@@ -377,7 +377,7 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
         try:
             flat.extend(decoded)
             break
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             refused.append(len(flat))
             flat.append(_NOTHING)
     if len(refused) == n:

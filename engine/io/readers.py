@@ -173,7 +173,7 @@ class FileReader:
             data = fh.read()
         try:
             doc = msgspec.json.decode(data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # the latter: a string with bad UTF-8
             msg = f"not valid JSON: {exc}"
             raise UnreadableFileError(BAD_JSON, msg) from exc
         if not isinstance(doc, list):
@@ -211,7 +211,7 @@ class FileReader:
                 text = body.decode("utf-8", errors="replace")
                 try:
                     batch.add(lineno, decode(body), text)
-                except msgspec.DecodeError as exc:
+                except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # the latter: bad UTF-8 in a string
                     batch.errors.append(ParseError(f"line {lineno}", text, BAD_JSON, f"not valid JSON: {exc}"))
                 if batch.size >= self.batch_rows:
                     yield batch.flush()

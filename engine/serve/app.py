@@ -19,8 +19,9 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -117,6 +118,7 @@ def create_app(
         dependencies={"svc": Provide(_services, sync_to_thread=False)},
         state=State({"cfg": cfg, "metrics": metrics}),
         middleware=[timing_middleware(metrics)],
+        exception_handlers={UnicodeDecodeError: _not_utf8},
         openapi_config=OpenAPIConfig(
             title="tidegate serving API",
             version="1",
@@ -130,6 +132,11 @@ def create_app(
     app.serve_in_front(fast)
     document(app, fast)
     return app
+
+
+def _not_utf8(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    """A JSON body holding a string that is not UTF-8 (msgspec raises this, not a DecodeError): bad input."""
+    return Response({"status_code": 400, "detail": f"malformed JSON body: {exc}"}, status_code=400)
 
 
 def app_from_env() -> Litestar:

@@ -71,7 +71,7 @@ class LiveBoard:
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         try:
             items = self._decode(msg.payload)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             return  # not ours: the live topic carries JSON arrays only
         self.apply(items)
 

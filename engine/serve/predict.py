@@ -67,7 +67,7 @@ async def predict(rest: str, query: bytes, body: bytes, svc: Services) -> bytes:
         if not 1 <= n <= cfg.max_instances:
             msg = f"send 1 to {cfg.max_instances} instances per request, got {n}"
             raise BadInput(field="instances", message=msg)
-    except (BadInput, msgspec.DecodeError) as exc:
+    except (BadInput, msgspec.DecodeError, UnicodeDecodeError) as exc:  # the last: bad UTF-8 in a string
         metrics.child(metrics.errors, METRIC_ROUTE, model, "bad_input").inc()
         if isinstance(exc, BadInput):
             extra = {"field": exc.field} if exc.field else None

@@ -14,6 +14,7 @@ import pytest
 
 from engine.errors import UnreadableFileError
 from engine.io import FileReader
+from engine.io.formats import SNIFF_BYTES
 
 
 def test_csv_positions_and_malformed_rows(tmp_path: Path) -> None:
@@ -104,3 +105,19 @@ def test_truncated_gzip_fails_after_what_could_be_read(tmp_path: Path) -> None:
         for batch in FileReader(path, batch_rows=1000).batches():
             got += batch.received
     assert got > 0
+
+
+def test_invalid_utf8_is_bad_json_for_a_line_and_unreadable_for_a_json_file(tmp_path: Path) -> None:
+    """msgspec raises UnicodeDecodeError for a string that is not UTF-8: a rejected line, not a crash. (A bad
+    byte in the head fails format detection for the whole file; these come after the sniffed head.)"""
+    head = b'{"a": "ok"}\n' * (SNIFF_BYTES // 10)
+    path = tmp_path / "a.ndjson"
+    path.write_bytes(head + b'{"a": "caf\xe9"}\n{"a": "fine"}\n')
+    lines = head.count(b"\n")
+    batches = list(FileReader(path).batches())
+    assert sum(b.received for b in batches) == lines + 2
+    assert [(e.position, e.reason) for b in batches for e in b.errors] == [(f"line {lines + 1}", "bad_json")]
+    doc = tmp_path / "b.json"
+    doc.write_bytes(b"[" + b'{"a": "ok"},' * (SNIFF_BYTES // 10) + b'{"a": "caf\xe9"}]')
+    with pytest.raises(UnreadableFileError, match="not valid JSON"):
+        list(FileReader(doc).batches())

@@ -194,3 +194,24 @@ def test_many_bad_messages_get_the_reference_dead_letters_and_the_good_ones_thei
     assert [msgspec.structs.asdict(r) for r in readings.rows] == [
         msgspec.structs.asdict(w) for w in want if isinstance(w, SensorReading)
     ]
+
+
+BAD_UTF8 = [
+    b'{"d\xe6vice_id":"d1","ts":"2024-05-01T10:00:00Z","temperature_c":1}',  # in a key
+    b'{"device_id":"d\xff1","ts":"2024-05-01T10:00:00Z","temperature_c":1}',  # in a value
+    b'{"device_id":"d1","ts":"2024-05-01T10:00:00\xc3Z","temperature_c":1}',  # a truncated sequence
+]
+
+
+def test_invalid_utf8_is_a_bad_json_dead_letter_not_a_crash() -> None:
+    """msgspec raises UnicodeDecodeError (not DecodeError) for a string that is not UTF-8: one such message
+    used to crash the whole batch, and the flow with it, on every restart (a poison message)."""
+    good = b'{"device_id":"d1","ts":"2024-05-01T10:00:00Z","temperature_c":1}'
+    for payload in BAD_UTF8:
+        verdict = decode_reading(payload)
+        assert isinstance(verdict, Problem) and verdict.reason == "bad_json" and "utf-8" in verdict.message
+    messages = [("sensors/d1", good), *(("sensors/d1", p) for p in BAD_UTF8), ("sensors/d1", good)]
+    readings, dead = decode_batch(MessageBatch("t", messages, 0.0))
+    assert len(readings) == 2 and len(dead) == len(BAD_UTF8)
+    assert [d.reason for d in dead] == ["bad_json"] * len(BAD_UTF8)
+    assert all("\ufffd" in d.raw for d in dead)  # the raw text keeps the message, bad bytes replaced

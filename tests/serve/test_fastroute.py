@@ -80,3 +80,12 @@ def test_front_and_mount_render_errors_alike(client: TestClient) -> None:
     assert (front.status_code, inside.status_code) == (404, 404)
     assert set(front.json()) == set(inside.json()) == {"status_code", "detail"}
     assert front.headers["content-type"] == inside.headers["content-type"] == "application/json"
+
+
+def test_a_body_with_invalid_utf8_is_a_400_on_every_json_route(client: TestClient) -> None:
+    """msgspec raises UnicodeDecodeError, not DecodeError, for a string that is not UTF-8: bad input, not a 500."""
+    body = b'{"instances": [{"gender": "F\xe6male"}]}'
+    json_type = {"content-type": "application/json"}
+    for path in ("/v1/predict/churn", "/v1/interactions"):
+        r = client.post(path, content=body, headers=json_type)
+        assert r.status_code == 400 and r.json()["detail"].startswith("malformed JSON body"), (path, r.text)
