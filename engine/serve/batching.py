@@ -38,7 +38,7 @@ Observer = Callable[[int, int, float], None]
 
 
 class Coalescer(Generic[R, T]):
-    """Runs `run` once for the rows of every request submitted in the same event-loop iteration."""
+    """Runs `run` once for the rows of every request submitted while a batch gathers (see the module)."""
 
     def __init__(
         self,

@@ -6,8 +6,9 @@
 Each instance must carry every input column of the model's manifest (null for an unknown value: NaN for
 numbers, "" for strings); extra keys are ignored. Wrong input is a 4xx naming the field, never a 5xx.
 Served as a fast route (`engine.serve.fastroute`): the hot path skips Litestar's per-request machinery.
-Concurrent requests for the same model version share one ONNX call (`engine.serve.batching`, no added wait;
-`predict_batch_rows` caps a call's rows); each request still gets exactly its own rows' predictions.
+Concurrent requests for the same model version share one ONNX call (`engine.serve.batching`: no timer, a
+batch waits only while requests keep arriving; `predict_batch_rows` and `predict_batch_wait` bound it); each
+request still gets exactly its own rows' predictions.
 """
 
 from __future__ import annotations
