@@ -75,7 +75,6 @@ async def predict(rest: str, query: bytes, body: bytes, svc: Services) -> bytes:
             raise ValidationException(detail=str(exc), extra=extra) from None
         raise ValidationException(detail=f"malformed JSON body: {exc}") from None
     predictions = await _coalescer(m, svc).submit(rows)
-    metrics.child(metrics.predictions, model, str(m.version)).inc(n)
     return _ENCODER.encode(PredictResponse(model=model, version=m.version, predictions=predictions))
 
 
@@ -85,11 +84,12 @@ def _coalescer(m: OnnxModel, svc: Services) -> Coalescer[Any, Prediction]:
     if held is not None and held[0] is m:
         return held[1]
     metrics, version = svc.metrics, str(m.version)
-    inference = metrics.inference.labels(m.name, version)
+    inference, predicted = metrics.inference.labels(m.name, version), metrics.predictions.labels(m.name, version)
     rows, requests = metrics.batch_rows.labels(m.name), metrics.batch_requests.labels(m.name)
 
-    def observe(n_rows: int, n_requests: int, seconds: float) -> None:
+    def observe(n_rows: int, n_requests: int, seconds: float) -> None:  # once per ONNX call
         inference.observe(seconds)
+        predicted.inc(n_rows)
         rows.observe(n_rows)
         requests.observe(n_requests)
 

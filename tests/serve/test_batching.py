@@ -199,3 +199,4 @@ def test_concurrent_predictions_share_a_call_and_each_matches_onnx_runtime(serve
     assert 'tidegate_predict_batch_requests_count{model="churn"} 1.0' in text, text
     assert 'tidegate_predict_batch_requests_sum{model="churn"} 10.0' in text
     assert 'tidegate_predict_batch_rows_sum{model="churn"} 24.0' in text
+    assert f'tidegate_predictions_total{{model="churn",version="{man.version}"}} 24.0' in text
