@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     cli_main(
-        build_flow(cfg),
+        build_flow(cfg, durable=recovery is not None),  # no recovery: no snapshots to serialise
         workers_per_process=args.workers,
         process_id=args.process_id,
         addresses=addresses,

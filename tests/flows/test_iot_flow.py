@@ -128,3 +128,45 @@ def test_the_sharder_splits_columns_by_device_hash_keeping_arrival_order() -> No
         assert {zlib.crc32(d.encode()) % 4 for d in ids} == {int(key)}
         mine = [r for r in readings.rows if zlib.crc32(r.device_id.encode()) % 4 == int(key)]
         assert part.rows == mine
+
+
+def test_a_run_without_recovery_serialises_no_state_and_gives_the_same_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bytewax snapshots every epoch even without recovery; `durable=False` (what `tidegate run iot` passes
+    without --recovery-dir) makes those snapshots empty, and changes nothing else."""
+    from engine.connectors.windows import ShardWindows
+    from models.anomaly import ShardDetectors
+
+    _, msgs = _fleet(anomaly_rate=0.02, bad_rate=0.02)
+    cfg = load_config(None, windows={"length_s": 60, "allowed_lateness_s": 1})
+    calls = {"windows": 0, "detect": 0}
+    win_snapshot, det_snapshot = ShardWindows.snapshot, ShardDetectors.snapshot
+
+    def counted_win(self: ShardWindows, now: float) -> bytes:
+        calls["windows"] += 1
+        return win_snapshot(self, now)
+
+    def counted_det(self: ShardDetectors) -> bytes:
+        calls["detect"] += 1
+        return det_snapshot(self)
+
+    monkeypatch.setattr(ShardWindows, "snapshot", counted_win)
+    monkeypatch.setattr(ShardDetectors, "snapshot", counted_det)
+    outputs, counts = [], []
+    for durable in (True, False):
+        out: list[object] = []
+        flow = build_flow(
+            cfg,
+            source=MemorySource(batched(msgs, 200)),
+            clock=lambda: T0 + 500,  # a clock snapshots do not advance (they read it too)
+            store=False,
+            alerts=False,
+            extra_sink=TestingSink(out),
+            durable=durable,
+        )
+        before = dict(calls)
+        run_main(flow, epoch_interval=dt.timedelta(seconds=0))
+        counts.append({k: calls[k] - before[k] for k in calls})
+        outputs.append([(type(x).__name__, len(getattr(x, "rows", x))) for x in out])
+    assert counts[0]["windows"] > 0 and counts[0]["detect"] > 0  # durable: serialised at every epoch
+    assert counts[1] == {"windows": 0, "detect": 0}
+    assert outputs[0] == outputs[1] and outputs[0]
