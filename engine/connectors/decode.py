@@ -24,11 +24,12 @@ import threading
 import typing
 from collections.abc import Sequence
 from itertools import compress
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 import msgspec
 import numpy as np
 
+from engine.connectors.codes import CodeTable
 from engine.connectors.messages import MEASUREMENTS, DeadLetter, MessageBatch, Readings
 from engine.schema import SENSOR_READING, SensorReading
 from engine.validation import Problem, validate_record
@@ -242,28 +243,31 @@ def _ids_ok(ids: Sequence[str]) -> np.ndarray | None:
 
 
 class _Vouched:
-    """Device ids `_ids_ok` accepted, so a batch of known devices is checked with one C-level pass. It hands
-    back the first string seen for each id: the later steps then look devices up with the very key objects
-    of their tables (hash cached, compared by identity). Bounded: forgotten when full."""
+    """Device ids `_ids_ok` accepted, numbered in a `CodeTable`, so a batch of known devices is checked with
+    one C-level pass and comes out with its device codes (the keyed steps find their slots by code) and,
+    for the id column, the first string seen for each id (the steps' dict lookups then meet the very key
+    objects of their tables: hash cached, compared by identity). Bounded: a new table when full."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
-        self.ids: dict[str, str] = {}
+        self.table = CodeTable()
 
-    def check(self, ids: Sequence[str]) -> tuple[Sequence[str], np.ndarray | None]:
-        """-> (the ids, as the strings first seen; None when every id is acceptable, else the mask of those
+    def check(self, ids: Sequence[str]) -> tuple[CodeTable, np.ndarray, np.ndarray | None]:
+        """-> (the table, each id's code or -1, None when every id is acceptable, else the mask of those
         that are)."""
+        table = self.table  # this call's table, whatever another thread does meanwhile
         try:
-            return itemgetter(*ids)(self.ids) if len(ids) > 1 else (self.ids[ids[0]],), None
+            return table, table.lookup(ids), None
         except KeyError:
             pass
         ok = _ids_ok(ids)
-        if len(self.ids) > self.limit:
-            self.ids.clear()
-        known = self.ids
-        for d in ids if ok is None else compress(ids, ok.tolist()):
-            known.setdefault(d, d)
-        return [known.get(d, d) for d in ids], ok
+        if len(table.codes) > self.limit:
+            table = self.table = CodeTable()
+        table.add(ids if ok is None else list(compress(ids, ok.tolist())))
+        if ok is None:
+            return table, table.lookup(ids), None
+        get = table.codes.get
+        return table, np.fromiter((get(d, -1) for d in ids), dtype=np.int64, count=len(ids)), ok
 
 
 _VOUCHED = _Vouched()
@@ -277,6 +281,7 @@ _VOUCHED = _Vouched()
 _PACK = msgspec.msgpack.Encoder()
 _BUFFERS = threading.local()
 _PAYLOAD = itemgetter(1)
+_DEVICE_ID = attrgetter("device_id")
 
 
 class _Layout(typing.NamedTuple):
@@ -327,8 +332,9 @@ def _packed(flat: list[_Flat]) -> bytearray:
     return buf
 
 
-def _packed_columns(flat: list[_Flat]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """-> (microseconds since the epoch, vouched for, values (M, n)), or None when the layout varies."""
+def _packed_columns(flat: list[_Flat]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """-> (microseconds since the epoch, vouched for, values (M, n), the ids' UTF-8 bytes (n, L)), or None
+    when the layout varies."""
     n = len(flat)
     first = flat[0]
     lay = _layout(len(first.device_id), len(first.ts))
@@ -348,10 +354,10 @@ def _packed_columns(flat: list[_Flat]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     values = np.empty((len(MEASUREMENTS), n))
     for i, m in enumerate(MEASUREMENTS):
         values[i] = rec[m]
-    return ts_us, ok, values
+    return ts_us, ok, values, grid[:, lay.id_at : lay.id_at + len(first.device_id.encode())]
 
 
-def _listed_columns(flat: list[_Flat]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _listed_columns(flat: list[_Flat]) -> tuple[np.ndarray, np.ndarray, np.ndarray, None]:
     """`_packed_columns` for any batch: one Python list per field."""
     n = len(flat)
     ts_us, ok = _parse_timestamps([r.ts for r in flat])
@@ -360,7 +366,7 @@ def _listed_columns(flat: list[_Flat]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     values[1] = np.fromiter([r.humidity_pct for r in flat], dtype=np.float64, count=n)
     values[2] = np.fromiter([r.pressure_hpa for r in flat], dtype=np.float64, count=n)
     values[3] = np.fromiter([r.vibration_g for r in flat], dtype=np.float64, count=n)
-    return ts_us, ok, values
+    return ts_us, ok, values, None
 
 
 def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
@@ -380,6 +386,7 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             refused.append(len(flat))
             flat.append(_NOTHING)
+    id_bytes = None
     if len(refused) == n:
         ok = np.zeros(n, dtype=bool)
         ts_us = np.zeros(n, dtype=np.int64)
@@ -389,15 +396,22 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
             stand_in = flat[next((i for i, r in enumerate(refused) if r != i), len(refused))]
             for i in refused:
                 flat[i] = stand_in
-        ts_us, ok, values = _packed_columns(flat) or _listed_columns(flat)
+        ts_us, ok, values, id_bytes = _packed_columns(flat) or _listed_columns(flat)
         if refused:
             ok[refused] = False
         ok &= ~np.isnan(values).all(axis=0)
-    ids: Sequence[str] = [r.device_id for r in flat]
+    ids: Sequence[str] | None = None
+    codes: np.ndarray | None = None
+    token = 0
     if len(refused) < n:
-        ids, ids_ok = _VOUCHED.check(ids)
-        if ids_ok is not None:
-            ok &= ids_ok
+        table = _VOUCHED.table  # ids known by their bytes: no string touched
+        codes = None if id_bytes is None else table.find_bytes(id_bytes)
+        if codes is None:
+            ids = list(map(_DEVICE_ID, flat))
+            table, codes, ids_ok = _VOUCHED.check(ids)
+            if ids_ok is not None:
+                ok &= ids_ok
+        token = table.token
     dead: list[DeadLetter] = []
     if not ok.all():
         rescued: list[str] | None = None
@@ -411,13 +425,21 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
                 )
                 continue
             if rescued is None:
-                ids = rescued = list(ids)
+                ids = rescued = list(map(_DEVICE_ID, flat)) if ids is None else list(ids)
             rescued[i] = out.device_id
+            if codes is not None:  # the validator vouched for the id as it spells it
+                table.add([out.device_id])
+                codes[i] = table.codes[out.device_id]
             ts_us[i] = (out.ts - _EPOCH) // _ONE_US
             values[:, i] = [np.nan if v is None else v for v in (getattr(out, m) for m in MEASUREMENTS)]
             ok[i] = True
+    if codes is not None:  # every kept row has a code: the ids are the table's first strings, by code
+        if dead:
+            keep = np.flatnonzero(ok)
+            codes, ts_us, values = codes[keep], ts_us[keep], np.take(values, keep, axis=1)
+        return Readings(table.names[codes], ts_us, values.T, batch.received_at, codes, token), dead
     column = np.empty(n, dtype=object)
-    column[:] = ids
+    column[:] = list(map(_DEVICE_ID, flat)) if ids is None else ids
     if dead:  # a mask for the ids (cheaper than indices on objects), indices for the numbers
         keep = np.flatnonzero(ok)
         column, ts_us, values = column[ok], ts_us[keep], np.take(values, keep, axis=1)

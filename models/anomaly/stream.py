@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from engine.connectors.codes import SlotCache
 from engine.connectors.messages import MEASUREMENTS, Anomaly, Readings, to_datetime
 from engine.errors import UsageError
 from engine.schema import SensorReading
@@ -74,6 +75,7 @@ class ShardDetectors:
         self._river: dict[int, list[_Track | None]] = {}  # slot -> tracks (River measurements only)
         self._stuck = [m in cfg.stuck_measurements for m in MEASUREMENTS]
         self.devices: dict[str, int] = {}  # device id -> slot
+        self._by_code = SlotCache()  # the same by device code, for batches that carry codes
         self._ids: list[str | None] = []
         self._free: list[int] = []
         self._seen = np.zeros(0)  # event time of each device's latest reading
@@ -127,8 +129,10 @@ class ShardDetectors:
         n = len(batch)
         if not n:
             return []
-        ids = batch.device_id.tolist()
-        slots = self._slots(ids)
+        slots = self._by_code.slots(batch.codes, batch.code_token)
+        if slots is None:
+            slots = self._slots(batch.device_id.tolist())
+            self._by_code.learn(batch.codes, batch.code_token, slots)
         order = np.argsort(slots, kind="stable")
         dev_of = slots[order]
         head = np.empty(n, dtype=bool)
@@ -146,7 +150,7 @@ class ShardDetectors:
             for row, i, kind, y, score, expected in hits:
                 found.append(
                     Anomaly(
-                        device_id=ids[row],
+                        device_id=batch.device_id[row],
                         ts=to_datetime(int(tu[row])),
                         measurement=MEASUREMENTS[i],
                         kind=kind,
@@ -220,6 +224,7 @@ class ShardDetectors:
             self._ids[slot] = None
             self._river.pop(slot, None)
             self._free.append(slot)
+        self._by_code.forget(gone)
         return len(gone)
 
     # -- recovery ---------------------------------------------------------------------------------------

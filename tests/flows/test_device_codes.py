@@ -1,0 +1,133 @@
+"""Device codes (`engine.connectors.codes`): the decoder's numbering and the keyed steps' code -> slot maps
+must never send a reading to another device's state, whatever the table, process or expiry."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.connectors.codes import CodeTable, SlotCache
+from engine.connectors.decode import _VOUCHED, decode_batch
+from engine.connectors.messages import MessageBatch, Readings
+from engine.connectors.windows import ShardWindows
+from engine.sim import Fleet, FleetConfig
+from flows.iot import load_config
+from models.anomaly import DetectorConfig, ShardDetectors
+
+
+def _as_bytes(ids: list[str]) -> np.ndarray:
+    raw = [d.encode() for d in ids]
+    return np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(len(raw), len(raw[0]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 40).flatmap(
+        lambda n: st.lists(st.text(st.characters(min_codepoint=33, max_codepoint=0x24F), min_size=n, max_size=n))
+    ),
+    st.integers(0, 10_000),
+)
+def test_every_indexed_id_finds_its_own_code_and_an_unknown_one_finds_none(ids: list[str], seed: int) -> None:
+    table = CodeTable()
+    known = list(dict.fromkeys(ids))
+    table.add(known)
+    by_len: dict[int, list[str]] = {}
+    for d in known:
+        by_len.setdefault(len(d.encode()), []).append(d)
+    rng = random.Random(seed)
+    for length, group in by_len.items():
+        batch = [rng.choice(group) for _ in range(50)]
+        got = table.find_bytes(_as_bytes(batch))
+        if length > 32:
+            assert got is None  # long ids take the dict
+            continue
+        assert got is not None
+        assert [table.names[c] for c in got.tolist()] == batch
+        assert got.tolist() == [table.codes[d] for d in batch]
+        stranger = group[0][:-1] + chr(ord(group[0][-1]) ^ 1)
+        if stranger not in table.codes and len(stranger.encode()) == length:
+            assert table.find_bytes(_as_bytes([*batch, stranger])) is None
+
+
+def test_the_byte_index_survives_growth_with_ids_that_differ_only_in_one_byte() -> None:
+    table = CodeTable()
+    ids = [f"dev-{i:06d}" for i in range(20_000)]
+    table.add(ids)
+    got = table.find_bytes(_as_bytes(ids))
+    assert got is not None and got.tolist() == list(range(20_000))
+
+
+def test_a_slot_cache_answers_only_for_its_table_and_forgets_expired_slots() -> None:
+    cache = SlotCache()
+    codes = np.array([0, 1, 2])
+    assert cache.slots(codes, 7) is None  # nothing learnt yet
+    cache.learn(codes, 7, np.array([5, 6, 7]))
+    assert cache.slots(codes, 7).tolist() == [5, 6, 7]
+    assert cache.slots(codes, 8) is None  # another table's codes (a new table, another process)
+    assert cache.slots(np.array([3]), 7) is None  # a code it never saw
+    cache.forget([6])
+    assert cache.slots(np.array([0, 2]), 7).tolist() == [5, 7]
+    assert cache.slots(np.array([1]), 7) is None
+    cache.learn(np.array([9]), 8, np.array([6]))  # a new table: everything before is forgotten
+    assert cache.slots(codes, 7) is None and cache.slots(np.array([9]), 8).tolist() == [6]
+
+
+def _fleet_batches(devices: int, ticks: int, seed: int, prefix: bytes = b"dev-", at: float = 0.0) -> list[Readings]:
+    fleet = Fleet(FleetConfig(devices=devices, rate_hz=1.0, seed=seed, anomaly_rate=0.01, bad_rate=0.05))
+    msgs = [(m.topic, m.payload.replace(b"dev-", prefix)) for m in fleet.run(1_714_557_600.0 + at, ticks)]
+    return [decode_batch(MessageBatch("t", msgs[i : i + 300], 0.0))[0] for i in range(0, len(msgs), 300)]
+
+
+def test_decoded_codes_name_the_readings_own_devices() -> None:
+    batches = _fleet_batches(200, 20, 3)
+    table = _VOUCHED.table
+    assert all(b.codes is not None and b.code_token == table.token for b in batches)
+    for b in batches:
+        assert table.names[b.codes].tolist() == b.device_id.tolist()
+
+
+def test_windows_and_detectors_agree_with_and_without_codes_through_expiry_and_pickling() -> None:
+    """The same batches through states that see codes and states that never do give the same output, with
+    devices expiring and slots reused in between, and codes from another process (pickled) ignored."""
+    cfg = load_config(None, windows={"length_s": 60.0, "allowed_lateness_s": 5.0, "device_ttl_s": 30.0})
+    # Fleets with silences between them: each silence expires the devices before it; the third fleet takes
+    # the slots the first two freed, and then the first fleet comes back while the third is still there.
+    fleets = [(60, 4, b"dev-", 0.0), (80, 5, b"eqp-", 1000.0), (50, 6, b"rst-", 2000.0), (60, 7, b"dev-", 2010.0)]
+    batches, offsets = [], []
+    for devices, seed, prefix, at in fleets:
+        part = _fleet_batches(devices, 20, seed, prefix, at)
+        batches += part
+        offsets += [at] * len(part)
+    with_codes, without = ShardWindows(cfg.windows), ShardWindows(cfg.windows)
+    det_codes, det_plain = ShardDetectors(DetectorConfig()), ShardDetectors(DetectorConfig())
+    for k, b in enumerate(batches):
+        now = 1_714_557_600.0 + 4 * k + offsets[k]
+        plain = Readings(b.device_id, b.ts_us, b.values, b.received_at)
+        if k in (1, len(batches) - 1):  # as if from another process: a token this process never issued
+            b = pickle.loads(pickle.dumps(b))
+            b = Readings(b.device_id, b.ts_us, b.values, b.received_at, b.codes, b.code_token ^ 2)
+        a1, late1, d1, c1 = with_codes.add(b, now)
+        a2, late2, d2, c2 = without.add(plain, now)
+        assert (a1.device_id.tolist(), late1, d1) == (a2.device_id.tolist(), late2, d2)
+        assert [(w.device_id, w.window_start, w.count) for w in c1] == [
+            (w.device_id, w.window_start, w.count) for w in c2
+        ]
+        assert det_codes.process(a1) == det_plain.process(a2)
+        if k % 3 == 0:
+            closed1, closed2 = with_codes.close_due(now), without.close_due(now)
+            assert [(w.device_id, w.count) for w in closed1] == [(w.device_id, w.count) for w in closed2]
+            before = float(b.ts_us.max()) / 1e6 - 30.0  # event time: the detectors forget the silent fleets
+            assert det_codes.expire(before) == det_plain.expire(before)
+    assert det_codes.devices.keys() == det_plain.devices.keys()
+    assert {d[:4] for d in det_codes.devices} == {"rst-", "dev-"}
+    last1, last2 = with_codes.close_all(now), without.close_all(now)
+    assert [(w.device_id, w.window_start, w.count, w.stats) for w in last1] == [
+        (w.device_id, w.window_start, w.count, w.stats) for w in last2
+    ]
+    assert with_codes.devices.keys() == without.devices.keys()
+    assert {d[:4] for d in with_codes.devices} == {"rst-", "dev-"}  # the second fleet expired
+    assert max(with_codes.devices.values()) < 140 + 50  # slots were reused
