@@ -45,7 +45,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine.connectors.codes import SlotCache
+from engine.connectors.codes import SlotCache, by_slot
 from engine.connectors.messages import MEASUREMENTS, ClosedWindows, Readings, WindowAgg, row
 from engine.schema import SensorReading
 from engine.snapshots import dump_state, load_state
@@ -202,7 +202,7 @@ class ShardWindows:
             return batch, [], 0, []
 
         # 1. by device, arrival order kept; the watermark each reading meets
-        order = np.argsort(slots, kind="stable")
+        order = by_slot(slots)
         dev_of = slots[order]
         tu = batch.ts_us[order]
         head = np.empty(n, dtype=bool)

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine.connectors.codes import SlotCache
+from engine.connectors.codes import SlotCache, by_slot
 from engine.connectors.messages import MEASUREMENTS, Anomaly, Readings, to_datetime
 from engine.errors import UsageError
 from engine.schema import SensorReading
@@ -133,7 +133,7 @@ class ShardDetectors:
         if slots is None:
             slots = self._slots(batch.device_id.tolist())
             self._by_code.learn(batch.codes, batch.code_token, slots)
-        order = np.argsort(slots, kind="stable")
+        order = by_slot(slots)
         dev_of = slots[order]
         head = np.empty(n, dtype=bool)
         head[0] = True
