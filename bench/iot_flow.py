@@ -11,15 +11,22 @@ Two references:
   `ReferenceDetectors` (River's EWMean/EWVar per reading: the previous implementation, kept as the spec).
 
     python -m bench.iot_flow [--quick] [--batch N]
+
+The whole benchmark runs pinned to one CPU (the lowest this process may use; restored afterwards): "per
+process, on one core" as the issue states it, and on a 2-core VM the unpinned numbers moved by +-10% with
+the scheduler's migrations (and numpy's BLAS helper threads) from run to run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
 import time
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -130,7 +137,26 @@ def loop_once(batches: list[list[tuple[str, bytes]]], cfg: IotConfig, loop: Any 
     return time.perf_counter() - t0
 
 
+@contextlib.contextmanager
+def one_core() -> Iterator[None]:
+    """This thread (and the threads it starts) on one CPU for the duration."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def run(quick: bool, batch: int = BATCH, devices: int = 1000, shards: int | None = None) -> list[dict[str, Any]]:
+    with one_core():
+        return _run(quick, batch, devices, shards)
+
+
+def _run(quick: bool, batch: int, devices: int, shards: int | None) -> list[dict[str, Any]]:
     ticks, repeats = (60, 3) if quick else (300, 5)
     batches = workload(devices, ticks, batch=batch)
     n = sum(len(b) for b in batches)
