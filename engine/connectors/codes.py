@@ -8,7 +8,8 @@ reading (~35 ns a reading, twice per reading in the IoT flow).
 - `SlotCache`: a keyed state's code -> slot map. It answers only for codes of the table it learned from and
   for devices it has seen; otherwise the state looks devices up by id, as it would without codes, and
   teaches the cache. Codes that travel to another process (Bytewax pickles items between processes) carry
-  a token that process never issued, so they are ignored there, never misread.
+  a token that process never issued, so they are ignored there, never misread, and never learnt (a shard
+  fed by two processes would otherwise forget its cache at every batch).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from operator import itemgetter
 import numpy as np
 
 _NO_SLOT = -1
+_ISSUED: set[int] = set()  # tokens of the tables made in this process (one more each time a table fills up)
 
 
 class CodeTable:
@@ -29,6 +31,7 @@ class CodeTable:
 
     def __init__(self) -> None:
         self.token = secrets.randbits(62) | 1  # never 0, which means "no codes"
+        _ISSUED.add(self.token)
         self.codes: dict[str, int] = {}
         self.names = np.empty(1024, dtype=object)
         self.lock = threading.Lock()
@@ -75,7 +78,7 @@ class SlotCache:
 
     def learn(self, codes: np.ndarray | None, token: int, slots: np.ndarray) -> None:
         """Remember the slots the state found by id for a batch's codes."""
-        if codes is None or not token or not len(codes) or int(codes.min()) < 0:
+        if codes is None or token not in _ISSUED or not len(codes) or int(codes.min()) < 0:
             return
         if token != self.token:
             self.token = token

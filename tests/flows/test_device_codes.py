@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.connectors import codes as codes_module
 from engine.connectors.codes import CodeTable, SlotCache
 from engine.connectors.decode import _VOUCHED, decode_batch
 from engine.connectors.messages import MessageBatch, Readings
@@ -40,7 +41,8 @@ def test_an_unknown_id_has_no_code() -> None:
         table.lookup(["dev-00001", "dev-99999"])
 
 
-def test_a_slot_cache_answers_only_for_its_table_and_forgets_expired_slots() -> None:
+def test_a_slot_cache_answers_only_for_its_table_and_forgets_expired_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codes_module, "_ISSUED", {7, 8})  # two tables of this process
     cache = SlotCache()
     codes = np.array([0, 1, 2])
     assert cache.slots(codes, 7) is None  # nothing learnt yet
@@ -53,6 +55,8 @@ def test_a_slot_cache_answers_only_for_its_table_and_forgets_expired_slots() -> 
     assert cache.slots(np.array([1]), 7) is None
     cache.learn(np.array([9]), 8, np.array([6]))  # a new table: everything before is forgotten
     assert cache.slots(codes, 7) is None and cache.slots(np.array([9]), 8).tolist() == [6]
+    cache.learn(np.array([0]), 12345, np.array([1]))  # another process's codes: ignored, the cache kept
+    assert cache.token == 8 and cache.slots(np.array([9]), 8).tolist() == [6]
 
 
 def _fleet_batches(devices: int, ticks: int, seed: int, prefix: bytes = b"dev-", at: float = 0.0) -> list[Readings]:
@@ -108,5 +112,6 @@ def test_windows_and_detectors_agree_with_and_without_codes_through_expiry_and_p
         (w.device_id, w.window_start, w.count, w.stats) for w in last2
     ]
     assert with_codes.devices.keys() == without.devices.keys()
+    assert with_codes._by_code.token == _VOUCHED.table.token and (with_codes._by_code.slot_of >= 0).sum() >= 50
     assert {d[:4] for d in with_codes.devices} == {"rst-", "dev-"}  # the second fleet expired
     assert max(with_codes.devices.values()) < 140 + 50  # slots were reused
