@@ -9,6 +9,7 @@ yet, no such partition, or the store was busy). The process ends when stdin clos
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import struct
 import sys
@@ -53,6 +54,7 @@ def committed(recovery_dir: Path, step_id: str, state_key: str) -> bytes | None:
 
 
 def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the flow decides, stdin ends us
     recovery_dir = Path(sys.argv[1])
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
