@@ -24,12 +24,11 @@ import threading
 import typing
 from collections.abc import Sequence
 from itertools import compress
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 
 import msgspec
 import numpy as np
 
-from engine.connectors.codes import CodeTable
 from engine.connectors.messages import MEASUREMENTS, DeadLetter, MessageBatch, Readings
 from engine.schema import SENSOR_READING, SensorReading
 from engine.validation import Problem, validate_record
@@ -250,31 +249,28 @@ def _ids_ok(ids: Sequence[str]) -> np.ndarray | None:
 
 
 class _Vouched:
-    """Device ids `_ids_ok` accepted, numbered in a `CodeTable`, so a batch of known devices is checked with
-    one C-level pass and comes out with its device codes (the keyed steps find their slots by code) and,
-    for the id column, the first string seen for each id (the steps' dict lookups then meet the very key
-    objects of their tables: hash cached, compared by identity). Bounded: a new table when full."""
+    """Device ids `_ids_ok` accepted, so a batch of known devices is checked with one C-level pass. It hands
+    back the first string seen for each id: the later steps then look devices up with the very key objects
+    of their tables (hash cached, compared by identity). Bounded: forgotten when full."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
-        self.table = CodeTable()
+        self.ids: dict[str, str] = {}
 
-    def check(self, ids: Sequence[str]) -> tuple[CodeTable, np.ndarray, np.ndarray | None]:
-        """-> (the table, each id's code or -1, None when every id is acceptable, else the mask of those
+    def check(self, ids: Sequence[str]) -> tuple[Sequence[str], np.ndarray | None]:
+        """-> (the ids, as the strings first seen; None when every id is acceptable, else the mask of those
         that are)."""
-        table = self.table  # this call's table, whatever another thread does meanwhile
         try:
-            return table, table.lookup(ids), None
+            return itemgetter(*ids)(self.ids) if len(ids) > 1 else (self.ids[ids[0]],), None
         except KeyError:
             pass
         ok = _ids_ok(ids)
-        if len(table.codes) > self.limit:
-            table = self.table = CodeTable()
-        table.add(ids if ok is None else list(compress(ids, ok.tolist())))
-        if ok is None:
-            return table, table.lookup(ids), None
-        get = table.codes.get
-        return table, np.fromiter((get(d, -1) for d in ids), dtype=np.int64, count=len(ids)), ok
+        if len(self.ids) > self.limit:
+            self.ids.clear()
+        known = self.ids
+        for d in ids if ok is None else compress(ids, ok.tolist()):
+            known.setdefault(d, d)
+        return [known.get(d, d) for d in ids], ok
 
 
 _VOUCHED = _Vouched()
@@ -288,7 +284,6 @@ _VOUCHED = _Vouched()
 _PACK = msgspec.msgpack.Encoder()
 _BUFFERS = threading.local()
 _PAYLOAD = itemgetter(1)
-_DEVICE_ID = attrgetter("device_id")
 
 
 class _Layout(typing.NamedTuple):
@@ -406,12 +401,9 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
             ok[refused] = False
         ok &= ~np.isnan(values).all(axis=0)
         ok &= ~((values < _LOW) | (values > _HIGH)).any(axis=0)  # NaN (absent) compares False: in range
-    ids: Sequence[str] = list(map(_DEVICE_ID, flat))
-    codes: np.ndarray | None = None
-    token = 0
+    ids: Sequence[str] = [r.device_id for r in flat]
     if len(refused) < n:
-        table, codes, ids_ok = _VOUCHED.check(ids)
-        token = table.token
+        ids, ids_ok = _VOUCHED.check(ids)
         if ids_ok is not None:
             ok &= ids_ok
     dead: list[DeadLetter] = []
@@ -429,17 +421,9 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
             if rescued is None:
                 ids = rescued = list(ids)
             rescued[i] = out.device_id
-            if codes is not None:  # the validator vouched for the id as it spells it
-                table.add([out.device_id])
-                codes[i] = table.codes[out.device_id]
             ts_us[i] = (out.ts - _EPOCH) // _ONE_US
             values[:, i] = [np.nan if v is None else v for v in (getattr(out, m) for m in MEASUREMENTS)]
             ok[i] = True
-    if codes is not None:  # every kept row has a code: the ids are the table's first strings, by code
-        if dead:
-            keep = np.flatnonzero(ok)
-            codes, ts_us, values = codes[keep], ts_us[keep], np.take(values, keep, axis=1)
-        return Readings(table.names[codes], ts_us, values.T, batch.received_at, codes, token), dead
     column = np.empty(n, dtype=object)
     column[:] = ids
     if dead:  # a mask for the ids (cheaper than indices on objects), indices for the numbers

@@ -57,8 +57,6 @@ class Readings(msgspec.Struct, frozen=True, eq=False):
     ts_us: Any
     values: Any
     received_at: float = 0.0
-    codes: Any = None  # int64 device codes of `code_token`'s table (`engine.connectors.codes`), or None
-    code_token: int = 0
 
     def __len__(self) -> int:
         return len(self.ts_us)
@@ -85,10 +83,7 @@ class Readings(msgspec.Struct, frozen=True, eq=False):
 
     def take(self, index: Any) -> Readings:
         """The rows at `index` (integer positions or a boolean mask), in that order."""
-        codes = None if self.codes is None else self.codes[index]
-        return Readings(
-            self.device_id[index], self.ts_us[index], self.values[index], self.received_at, codes, self.code_token
-        )
+        return Readings(self.device_id[index], self.ts_us[index], self.values[index], self.received_at)
 
     @property
     def seconds(self) -> Any:

@@ -45,8 +45,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine.connectors.codes import SlotCache, by_slot
 from engine.connectors.messages import MEASUREMENTS, ClosedWindows, Readings, WindowAgg, row
+from engine.connectors.slots import by_slot
 from engine.schema import SensorReading
 from engine.snapshots import dump_state, load_state
 
@@ -81,7 +81,6 @@ class ShardWindows:
     def __init__(self, cfg: WindowConfig) -> None:
         self.cfg = cfg
         self.devices: dict[str, int] = {}  # device id -> slot
-        self._by_code = SlotCache()  # the same by device code, for batches that carry codes
         self._names: list[str | None] = []
         self._free: list[int] = []
         self._max_ts = np.empty(0)
@@ -194,10 +193,7 @@ class ShardWindows:
         if not n:
             return batch, [], 0, []
         lateness = self.cfg.allowed_lateness_s
-        slots = self._by_code.slots(batch.codes, batch.code_token)
-        if slots is None:
-            slots = self._slots(batch.device_id.tolist(), now)
-            self._by_code.learn(batch.codes, batch.code_token, slots)
+        slots = self._slots(batch.device_id.tolist(), now)
         if self._length_us and self._common(batch, slots, now):
             return batch, [], 0, []
 
@@ -554,7 +550,6 @@ class ShardWindows:
             self._names[slot] = None
             self._free.append(slot)
         self._used[gone] = False
-        self._by_code.forget(gone)
         if len(gone):
             self._compact_log()
 

@@ -21,8 +21,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine.connectors.codes import SlotCache, by_slot
 from engine.connectors.messages import MEASUREMENTS, Anomaly, Readings, to_datetime
+from engine.connectors.slots import by_slot
 from engine.errors import UsageError
 from engine.schema import SensorReading
 from engine.snapshots import dump_state, load_state
@@ -75,7 +75,6 @@ class ShardDetectors:
         self._river: dict[int, list[_Track | None]] = {}  # slot -> tracks (River measurements only)
         self._stuck = [m in cfg.stuck_measurements for m in MEASUREMENTS]
         self.devices: dict[str, int] = {}  # device id -> slot
-        self._by_code = SlotCache()  # the same by device code, for batches that carry codes
         self._ids: list[str | None] = []
         self._free: list[int] = []
         self._seen = np.zeros(0)  # event time of each device's latest reading
@@ -129,10 +128,8 @@ class ShardDetectors:
         n = len(batch)
         if not n:
             return []
-        slots = self._by_code.slots(batch.codes, batch.code_token)
-        if slots is None:
-            slots = self._slots(batch.device_id.tolist())
-            self._by_code.learn(batch.codes, batch.code_token, slots)
+        ids = batch.device_id.tolist()
+        slots = self._slots(ids)
         order = by_slot(slots)
         dev_of = slots[order]
         head = np.empty(n, dtype=bool)
@@ -150,7 +147,7 @@ class ShardDetectors:
             for row, i, kind, y, score, expected in hits:
                 found.append(
                     Anomaly(
-                        device_id=batch.device_id[row],
+                        device_id=ids[row],
                         ts=to_datetime(int(tu[row])),
                         measurement=MEASUREMENTS[i],
                         kind=kind,
@@ -224,7 +221,6 @@ class ShardDetectors:
             self._ids[slot] = None
             self._river.pop(slot, None)
             self._free.append(slot)
-        self._by_code.forget(gone)
         return len(gone)
 
     # -- recovery ---------------------------------------------------------------------------------------
