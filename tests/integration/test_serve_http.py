@@ -146,3 +146,14 @@ def test_hot_swap_and_rollback_under_load_drop_no_request(server: str, work: Pat
     assert failed == [] and sent[0] > 200 and versions == {1, 2}
     metrics = httpx.get(f"{server}/metrics").text
     assert 'tidegate_model_swaps_total{model="churn",outcome="ok"}' in metrics
+
+
+def test_the_granian_option_serves_the_same_predictions(work: Path) -> None:
+    """`--server granian` (the other measured candidate) still starts and answers like the default."""
+    instances = churn_instances(work, 5)
+    man, path = Registry(work / "registry").artifact("churn")
+    with serving("--registry", str(work / "registry"), "--server", "granian", "--model", "churn") as url:
+        r = httpx.post(f"{url}/v1/predict/churn", json={"instances": instances}, timeout=10)
+    assert r.status_code == 200, r.text
+    got = np.array([p["probabilities"]["Yes"] for p in r.json()["predictions"]])
+    np.testing.assert_allclose(got, direct_probabilities(man, path, instances), atol=1e-6)
