@@ -337,9 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args.quick)
     for r in results:
         if r["metric"] == "rps":
-            print(f"{r['name']:45s} {r['value']:>10,.0f}  {r['note']}")
+            print(f"{r['name']:50s} {r['value']:>10,.0f}  {r['note']}")
         else:
-            print(f"{r['name']:45s} {r['value']:>10.2f}x {r['note']}")
+            print(f"{r['name']:50s} {r['value']:>10.2f}x {r['note']}")
     for msg in check(results):
         print(f"FAIL {msg}", file=sys.stderr)
     print(f"({time.perf_counter() - t0:.1f}s)")
