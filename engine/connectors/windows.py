@@ -39,14 +39,13 @@ Time is injected: every call takes `now` (epoch seconds, UTC).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from operator import itemgetter
 from typing import Any
 
 import msgspec
 import numpy as np
 
 from engine.connectors.messages import MEASUREMENTS, ClosedWindows, Readings, WindowAgg, row
-from engine.connectors.slots import by_slot
+from engine.connectors.slots import by_slot, lookup
 from engine.schema import SensorReading
 from engine.snapshots import dump_state, load_state
 
@@ -159,7 +158,7 @@ class ShardWindows:
 
     def _slots(self, ids: list[str], now: float) -> np.ndarray:
         try:
-            return _lookup(self.devices, ids)
+            return lookup(self.devices, ids)
         except KeyError:
             pass
         new = [d for d in dict.fromkeys(ids) if d not in self.devices]
@@ -176,7 +175,7 @@ class ShardWindows:
             self._max_ts[slot] = -np.inf
             self._floor[slot] = -np.inf
             self._seen_at[slot] = now
-        return _lookup(self.devices, ids)
+        return lookup(self.devices, ids)
 
     def _watermark(self, slots: np.ndarray, now: float) -> np.ndarray:
         wm = self._max_ts[slots] - self.cfg.allowed_lateness_s + np.maximum(now - self._seen_at[slots], 0.0)
@@ -652,13 +651,6 @@ def _pack(values: np.ndarray) -> tuple[int, np.ndarray]:
 
 def _unpack(base: int, offsets: np.ndarray) -> np.ndarray:
     return offsets.astype(np.int64) + base
-
-
-def _lookup(table: dict[str, int], keys: list[str]) -> np.ndarray:
-    """table[key] for every key, as int64 (KeyError for one it lacks): one C-level call."""
-    if len(keys) == 1:
-        return np.array([table[keys[0]]], dtype=np.int64)
-    return np.fromiter(itemgetter(*keys)(table), dtype=np.int64, count=len(keys))
 
 
 def _running_max(tu: np.ndarray, grp: np.ndarray, groups: int) -> np.ndarray:

@@ -15,14 +15,13 @@ with it, is imported only when one of those is chosen; `off` skips the measureme
 from __future__ import annotations
 
 from collections.abc import Iterable
-from operator import itemgetter
 from typing import Any
 
 import msgspec
 import numpy as np
 
 from engine.connectors.messages import MEASUREMENTS, Anomaly, Readings, to_datetime
-from engine.connectors.slots import by_slot
+from engine.connectors.slots import by_slot, lookup
 from engine.errors import UsageError
 from engine.schema import SensorReading
 from engine.snapshots import dump_state, load_state
@@ -84,7 +83,7 @@ class ShardDetectors:
     # -- devices ----------------------------------------------------------------------------------------
     def _slots(self, ids: list[str]) -> np.ndarray:
         try:
-            return _lookup(self.devices, ids)
+            return lookup(self.devices, ids)
         except KeyError:
             pass
         new = [d for d in dict.fromkeys(ids) if d not in self.devices]
@@ -105,7 +104,7 @@ class ShardDetectors:
             fresh.append(slot)
         if self._ewz is not None:
             self._ewz.reset(fresh)
-        return _lookup(self.devices, ids)
+        return lookup(self.devices, ids)
 
     def _river_tracks(self) -> list[_Track | None]:
         from models.anomaly.detectors import make_detector  # River (and scipy) only when chosen
@@ -253,13 +252,6 @@ class ShardDetectors:
                 if tracks is not None:
                     out._river[slot] = tracks
         return out
-
-
-def _lookup(table: dict[str, int], keys: list[str]) -> np.ndarray:
-    """table[key] for every key, as int64 (KeyError for one it lacks): one C-level call."""
-    if len(keys) == 1:
-        return np.array([table[keys[0]]], dtype=np.int64)
-    return np.fromiter(itemgetter(*keys)(table), dtype=np.int64, count=len(keys))
 
 
 def _anomaly(device_id: str, ts_us: int, i: int, kind: str, y: float, score: float, det: object, name: str) -> Anomaly:
