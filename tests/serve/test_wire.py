@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -33,8 +33,9 @@ class _Counted(asyncio.Protocol):
         self.eof.set()
 
 
-async def _pair() -> tuple[asyncio.Transport, _Counted, list[bytes]]:
-    """A real transport over a socket pair; `sent` records each write the transport is asked for."""
+async def _gathered() -> tuple[GatheredWrites, _Counted, list[bytes]]:
+    """`GatheredWrites` on a real transport over a socket pair, the receiving end, and each write the transport
+    was asked for."""
     loop = asyncio.get_running_loop()
     a, b = socket.socketpair()
     transport, _ = await loop.create_connection(asyncio.Protocol, sock=a)
@@ -47,7 +48,18 @@ async def _pair() -> tuple[asyncio.Transport, _Counted, list[bytes]]:
         write(data)
 
     transport.write = recording  # type: ignore[method-assign]
-    return transport, peer, sent  # type: ignore[return-value]
+    return GatheredWrites(transport, loop), peer, sent  # type: ignore[arg-type]
+
+
+def _run(scenario: Callable[[GatheredWrites, _Counted, list[bytes]], Awaitable[None]]) -> None:
+    async def main() -> None:
+        w, peer, sent = await _gathered()
+        try:
+            await scenario(w, peer, sent)
+        finally:
+            w.close()
+
+    asyncio.run(main())
 
 
 async def _settle(peer: _Counted, size: int) -> None:
@@ -58,9 +70,7 @@ async def _settle(peer: _Counted, size: int) -> None:
 
 
 def test_one_step_of_writes_is_one_write_in_order() -> None:
-    async def main() -> None:
-        transport, peer, sent = await _pair()
-        w = GatheredWrites(transport, asyncio.get_running_loop())
+    async def scenario(w: GatheredWrites, peer: _Counted, sent: list[bytes]) -> None:
         w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
         w.write(b"hello")
         assert sent == []  # nothing leaves inside the step
@@ -68,15 +78,12 @@ def test_one_step_of_writes_is_one_write_in_order() -> None:
         assert sent == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"]
         await _settle(peer, len(sent[0]))
         assert bytes(peer.data) == sent[0]
-        transport.close()
 
-    asyncio.run(main())
+    _run(scenario)
 
 
 def test_writes_of_separate_steps_each_leave_with_their_step() -> None:
-    async def main() -> None:
-        transport, peer, sent = await _pair()
-        w = GatheredWrites(transport, asyncio.get_running_loop())
+    async def scenario(w: GatheredWrites, peer: _Counted, sent: list[bytes]) -> None:
         w.write(b"event: a\n\n")
         await asyncio.sleep(0)
         await _settle(peer, 10)
@@ -84,15 +91,12 @@ def test_writes_of_separate_steps_each_leave_with_their_step() -> None:
         w.write(b"event: b\n\n")
         await asyncio.sleep(0)
         assert sent == [b"event: a\n\n", b"event: b\n\n"]
-        transport.close()
 
-    asyncio.run(main())
+    _run(scenario)
 
 
 def test_a_reused_buffer_and_close_lose_nothing() -> None:
-    async def main() -> None:
-        transport, peer, sent = await _pair()
-        w = GatheredWrites(transport, asyncio.get_running_loop())
+    async def scenario(w: GatheredWrites, peer: _Counted, sent: list[bytes]) -> None:
         buf = bytearray(b"first")
         w.write(buf)
         buf[:] = b"XXXXX"  # the caller reuses its buffer before the step ends
@@ -105,20 +109,18 @@ def test_a_reused_buffer_and_close_lose_nothing() -> None:
         await asyncio.sleep(0)  # the flush scheduled by the first write finds nothing left
         assert sent == [b"first-second"]
 
-    asyncio.run(main())
+    _run(scenario)
 
 
 def test_abort_drops_what_is_pending() -> None:
-    async def main() -> None:
-        transport, _peer, sent = await _pair()
-        w = GatheredWrites(transport, asyncio.get_running_loop())
+    async def scenario(w: GatheredWrites, _peer: _Counted, sent: list[bytes]) -> None:
         w.write(b"never")
         w.abort()
         await asyncio.sleep(0)
         assert sent == []
         assert w.is_closing()  # everything else is the wrapped transport's
 
-    asyncio.run(main())
+    _run(scenario)
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
