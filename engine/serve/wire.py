@@ -2,11 +2,11 @@
 
 uvicorn writes a response in two `transport.write` calls, the status line and headers, then the body. On
 uvloop each is its own `send` system call and its own TCP segment, and on loopback the kernel does the
-receiving side's work inside the sender's call: measured on one core, the two writes took ~45% of the
-server's time for /v1/predict. Here the protocol's transport gathers what is written during one step of the
-event loop and sends it with one write at the end of that step (`loop.call_soon`: after the callbacks
-already queued, so before the loop polls the sockets again). Nothing waits for a timer: an event stream's
-headers still leave in the step that wrote them.
+receiving side's work inside the sender's call: measured on one core (py-spy, GIL samples), the two
+writes took ~45% of the server's Python time for /v1/predict. Here the protocol's transport gathers what is
+written during one step of the event loop and sends it with one write right after (`loop.call_soon`: the
+loop's next pass, whose poll does not block while a callback is ready). Nothing waits for a timer: an
+event stream's headers still leave at once.
 
     uvicorn.run(app, http=OneWriteProtocol)   # what `tidegate serve` does
 """
