@@ -26,7 +26,6 @@ import time
 import tomllib
 import zlib
 from collections.abc import Callable
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from bytewax.operators import StatefulLogic
 from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition
 
 from engine import metrics
+from engine.connectors.codes import CodeSlots
 from engine.connectors.decode import decode_batch
 from engine.connectors.messages import (
     MEASUREMENTS,
@@ -53,6 +53,7 @@ from engine.connectors.messages import (
     WindowAggs,
 )
 from engine.connectors.mqtt import MqttConfig
+from engine.connectors.slots import lookup
 from engine.connectors.windows import ShardWindows, WindowConfig
 from engine.errors import UsageError
 from engine.schema import SENSOR_READING, SensorReading
@@ -142,19 +143,23 @@ def shard_count(cfg: IotConfig) -> int:
 
 
 class Sharder:
-    """device_id -> shard (stable crc32, never Python's salted hash; the cache is bounded); one columnar
-    batch per shard, arrival order kept."""
+    """device_id -> shard (stable crc32, never Python's salted hash; by device code once known, the names'
+    cache is bounded); one columnar batch per shard, arrival order kept."""
 
     def __init__(self, shards: int) -> None:
         self.shards = shards
         self.keys = [str(i) for i in range(shards)]
         self.cache: dict[str, int] = {}
+        self._codes = CodeSlots()  # a device's shard never changes: nothing to forget
 
-    def _shard(self, device_id: str) -> int:
-        if len(self.cache) > 200_000:
-            self.cache.clear()
-        shard = self.cache[device_id] = zlib.crc32(device_id.encode()) % self.shards
-        return shard
+    def _add(self, ids: list[str]) -> np.ndarray:
+        cache = self.cache
+        if len(cache) > 200_000:
+            cache.clear()
+        for d in ids:
+            if d not in cache:
+                cache[d] = zlib.crc32(d.encode()) % self.shards
+        return lookup(cache, ids)
 
     def __call__(self, item: tuple[Readings, list[DeadLetter], float]) -> list[tuple[str, Readings]]:
         readings = item[0]
@@ -163,14 +168,7 @@ class Sharder:
             return []
         if self.shards == 1:
             return [("0", readings)]
-        ids = readings.device_id.tolist()
-        cache = self.cache
-        try:  # one C-level pass over the cache
-            shard = (
-                np.fromiter(itemgetter(*ids)(cache), dtype=np.int64, count=n) if n > 1 else np.array([cache[ids[0]]])
-            )
-        except KeyError:
-            shard = np.fromiter((cache[d] if d in cache else self._shard(d) for d in ids), dtype=np.int64, count=n)
+        shard = self._codes.slots(readings, self.cache, self._add)
         order = np.argsort(shard, kind="stable")
         bounds = np.cumsum(np.bincount(shard, minlength=self.shards)).tolist()
         out = []

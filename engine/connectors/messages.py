@@ -51,12 +51,15 @@ class Readings(msgspec.Struct, frozen=True, eq=False):
     `device_id` (numpy object array of str), `ts_us` (int64 microseconds since the epoch, UTC: exact, as
     stored), `values` (float64, shape (n, 4), one column per `MEASUREMENTS` name, NaN where absent; any
     memory order: `decode_batch` hands out `values.T` contiguous, one measurement after the other).
-    Accepted into their windows (not late, not already seen) once past the `windows` step."""
+    Accepted into their windows (not late, not already seen) once past the `windows` step.
+    `codes` (int64) and `book`: the decoder's device codes (`engine.connectors.codes`), or None."""
 
     device_id: Any
     ts_us: Any
     values: Any
     received_at: float = 0.0
+    codes: Any = None
+    book: Any = None
 
     def __len__(self) -> int:
         return len(self.ts_us)
@@ -83,7 +86,10 @@ class Readings(msgspec.Struct, frozen=True, eq=False):
 
     def take(self, index: Any) -> Readings:
         """The rows at `index` (integer positions or a boolean mask), in that order."""
-        return Readings(self.device_id[index], self.ts_us[index], self.values[index], self.received_at)
+        codes = None if self.codes is None else self.codes[index]
+        return Readings(
+            self.device_id[index], self.ts_us[index], self.values[index], self.received_at, codes, self.book
+        )
 
     @property
     def seconds(self) -> Any:

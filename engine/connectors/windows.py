@@ -44,6 +44,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from engine.connectors.codes import CodeSlots
 from engine.connectors.messages import MEASUREMENTS, ClosedWindows, Readings, WindowAgg, row
 from engine.connectors.slots import by_slot, lookup
 from engine.schema import SensorReading
@@ -80,6 +81,7 @@ class ShardWindows:
     def __init__(self, cfg: WindowConfig) -> None:
         self.cfg = cfg
         self.devices: dict[str, int] = {}  # device id -> slot
+        self._codes = CodeSlots()  # device code -> slot (forgotten whenever a slot is freed)
         self._names: list[str | None] = []
         self._free: list[int] = []
         self._max_ts = np.empty(0)
@@ -156,11 +158,7 @@ class ShardWindows:
         for dst, src in zip(self._cell_arrays(), old, strict=True):
             dst[dest] = src[live]
 
-    def _slots(self, ids: list[str], now: float) -> np.ndarray:
-        try:
-            return lookup(self.devices, ids)
-        except KeyError:
-            pass
+    def _add_devices(self, ids: list[str], now: float) -> np.ndarray:
         new = [d for d in dict.fromkeys(ids) if d not in self.devices]
         self._grow_slots(len(self._names) + max(0, len(new) - len(self._free)))
         for d in new:
@@ -192,7 +190,7 @@ class ShardWindows:
         if not n:
             return batch, [], 0, []
         lateness = self.cfg.allowed_lateness_s
-        slots = self._slots(batch.device_id.tolist(), now)
+        slots = self._codes.slots(batch, self.devices, lambda ids: self._add_devices(ids, now))
         if self._length_us and self._common(batch, slots, now):
             return batch, [], 0, []
 
@@ -550,6 +548,7 @@ class ShardWindows:
             self._free.append(slot)
         self._used[gone] = False
         if len(gone):
+            self._codes.forget()
             self._compact_log()
 
     def close_all(self, now: float) -> Sequence[WindowAgg]:

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from engine.connectors.codes import CodeSlots
 from engine.connectors.messages import MEASUREMENTS, Anomaly, Readings, to_datetime
 from engine.connectors.slots import by_slot, lookup
 from engine.errors import UsageError
@@ -74,6 +75,7 @@ class ShardDetectors:
         self._river: dict[int, list[_Track | None]] = {}  # slot -> tracks (River measurements only)
         self._stuck = [m in cfg.stuck_measurements for m in MEASUREMENTS]
         self.devices: dict[str, int] = {}  # device id -> slot
+        self._codes = CodeSlots()  # device code -> slot (forgotten whenever a slot is freed)
         self._ids: list[str | None] = []
         self._free: list[int] = []
         self._seen = np.zeros(0)  # event time of each device's latest reading
@@ -81,11 +83,7 @@ class ShardDetectors:
         self._since_sweep = 0
 
     # -- devices ----------------------------------------------------------------------------------------
-    def _slots(self, ids: list[str]) -> np.ndarray:
-        try:
-            return lookup(self.devices, ids)
-        except KeyError:
-            pass
+    def _add_devices(self, ids: list[str]) -> np.ndarray:
         new = [d for d in dict.fromkeys(ids) if d not in self.devices]
         cap = len(self._ids) + max(0, len(new) - len(self._free))
         if cap > len(self._seen):
@@ -127,8 +125,7 @@ class ShardDetectors:
         n = len(batch)
         if not n:
             return []
-        ids = batch.device_id.tolist()
-        slots = self._slots(ids)
+        slots = self._codes.slots(batch, self.devices, self._add_devices)
         order = by_slot(slots)
         dev_of = slots[order]
         head = np.empty(n, dtype=bool)
@@ -146,7 +143,7 @@ class ShardDetectors:
             for row, i, kind, y, score, expected in hits:
                 found.append(
                     Anomaly(
-                        device_id=ids[row],
+                        device_id=batch.device_id[row],
                         ts=to_datetime(int(tu[row])),
                         measurement=MEASUREMENTS[i],
                         kind=kind,
@@ -220,6 +217,8 @@ class ShardDetectors:
             self._ids[slot] = None
             self._river.pop(slot, None)
             self._free.append(slot)
+        if gone:
+            self._codes.forget()
         return len(gone)
 
     # -- recovery ---------------------------------------------------------------------------------------
@@ -242,7 +241,7 @@ class ShardDetectors:
             return out
         data = load_state(state, _STATE_VERSION, "detector")
         names: list[str] = data["names"]
-        slots = out._slots(names)
+        slots = out._add_devices(names)
         out._seen[slots] = data["seen"]
         out._max_ts = data["max_ts"]
         if out._ewz is not None and data["ewz"] is not None:
