@@ -29,7 +29,7 @@ from operator import itemgetter
 import msgspec
 import numpy as np
 
-from engine.connectors.codes import Book, device_codes
+from engine.connectors.codes import DeviceCodes, device_codes
 from engine.connectors.messages import MEASUREMENTS, DeadLetter, MessageBatch, Readings
 from engine.schema import SENSOR_READING, SensorReading
 from engine.validation import Problem, validate_record
@@ -249,13 +249,12 @@ def _ids_ok(ids: Sequence[str]) -> np.ndarray | None:
     return None if ok.all() else ok
 
 
-def _codes(ids: list[str]) -> tuple[np.ndarray, np.ndarray | None, Book]:
+def _codes(book: DeviceCodes, ids: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
     """-> (each id's device code, -1 for one the validator would not accept unchanged; None when every id
-    is acceptable, else the mask of those that are; the codes' book). Only acceptable ids get codes, so a
-    batch of known devices is vouched for with one C-level pass."""
-    book = device_codes()
+    is acceptable, else the mask of those that are). Only acceptable ids get codes, so a batch of known
+    devices is vouched for by looking its ids up."""
     try:
-        return book.known(ids), None, book.book
+        return book.known(ids), None
     except KeyError:
         pass
     ok = _ids_ok(ids)
@@ -264,7 +263,7 @@ def _codes(ids: list[str]) -> tuple[np.ndarray, np.ndarray | None, Book]:
         codes = np.fromiter(map(book.code, ids), dtype=np.int64, count=len(ids))
     else:
         codes = np.array([book.code(d) if good else -1 for d, good in zip(ids, ok.tolist(), strict=True)])
-    return codes, ok, book.book
+    return codes, ok
 
 
 # Columns without a Python step per value: msgspec encodes the decoded structs back to MessagePack, where a
@@ -325,8 +324,9 @@ def _packed(flat: list[_Flat]) -> bytearray:
     return buf
 
 
-def _packed_columns(flat: list[_Flat]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """-> (microseconds since the epoch, vouched for, values (M, n)), or None when the layout varies."""
+def _packed_columns(flat: list[_Flat]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """-> (microseconds since the epoch, vouched for, values (M, n), the device ids' bytes (n, L): a view of
+    this thread's buffer, good until the next batch), or None when the layout varies."""
     n = len(flat)
     first = flat[0]
     lay = _layout(len(first.device_id), len(first.ts))
@@ -346,7 +346,7 @@ def _packed_columns(flat: list[_Flat]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     values = np.empty((len(MEASUREMENTS), n))
     for i, m in enumerate(MEASUREMENTS):
         values[i] = rec[m]
-    return ts_us, ok, values
+    return ts_us, ok, values, grid[:, lay.id_at : lay.id_at + len(first.device_id)]
 
 
 def _listed_columns(flat: list[_Flat]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -378,6 +378,7 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             refused.append(len(flat))
             flat.append(_NOTHING)
+    id_rows = None
     if len(refused) == n:
         ok = np.zeros(n, dtype=bool)
         ts_us = np.zeros(n, dtype=np.int64)
@@ -387,18 +388,29 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
             stand_in = flat[next((i for i, r in enumerate(refused) if r != i), len(refused))]
             for i in refused:
                 flat[i] = stand_in
-        ts_us, ok, values = _packed_columns(flat) or _listed_columns(flat)
+        packed = _packed_columns(flat)
+        if packed is None:
+            ts_us, ok, values = _listed_columns(flat)
+        else:
+            ts_us, ok, values, id_rows = packed
         if refused:
             ok[refused] = False
         ok &= ~np.isnan(values).all(axis=0)
         ok &= ~((values < _LOW) | (values > _HIGH)).any(axis=0)  # NaN (absent) compares False: in range
-    ids: list[str] = [r.device_id for r in flat]
-    if len(refused) < n:
-        codes, ids_ok, book = _codes(ids)
-        if ids_ok is not None:
-            ok &= ids_ok
+    book = device_codes()
+    codes = None if id_rows is None else book.by_bytes(id_rows)
+    if codes is not None:  # every id known, so vouched for: the ids' strings are the ones first seen
+        column = book.names(codes)
     else:
-        codes, book = np.full(n, -1, dtype=np.int64), device_codes().book
+        ids = [r.device_id for r in flat]
+        if len(refused) < n:
+            codes, ids_ok = _codes(book, ids)
+            if ids_ok is not None:
+                ok &= ids_ok
+        else:
+            codes = np.full(n, -1, dtype=np.int64)
+        column = np.empty(n, dtype=object)
+        column[:] = ids
     dead: list[DeadLetter] = []
     if not ok.all():
         for i in np.flatnonzero(~ok).tolist():
@@ -410,14 +422,12 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
                     DeadLetter(batch.source, position(topic, payload), raw, out.reason, out.message, batch.received_at)
                 )
                 continue
-            ids[i] = out.device_id
-            codes[i] = device_codes().code(out.device_id)
+            column[i] = out.device_id
+            codes[i] = book.code(out.device_id)
             ts_us[i] = (out.ts - _EPOCH) // _ONE_US
             values[:, i] = [np.nan if v is None else v for v in (getattr(out, m) for m in MEASUREMENTS)]
             ok[i] = True
-    column = np.empty(n, dtype=object)
-    column[:] = ids
     if dead:  # a mask for the ids (cheaper than indices on objects), indices for the numbers
         keep = np.flatnonzero(ok)
         column, ts_us, values, codes = column[ok], ts_us[keep], np.take(values, keep, axis=1), codes[keep]
-    return Readings(column, ts_us, values.T, batch.received_at, codes, book), dead
+    return Readings(column, ts_us, values.T, batch.received_at, codes, book.book), dead

@@ -124,3 +124,59 @@ def test_the_sharder_by_code_splits_as_by_name() -> None:
             (k, r.device_id.tolist(), r.ts_us.tolist()) for k, r in want
         ]
         assert all(r.codes is not None for _, r in got)
+
+
+def _rows(ids: list[str]) -> np.ndarray:
+    width = len(ids[0].encode())
+    return np.frombuffer(b"".join(d.encode() for d in ids), dtype=np.uint8).reshape(len(ids), width)
+
+
+@pytest.mark.parametrize("width", [1, 8, 9, 36])
+def test_ids_as_bytes_get_their_codes_or_none_never_another_devices(width: int) -> None:
+    book = DeviceCodes()
+    names = [f"{i:0{width}d}"[-width:] if width < 4 else f"{i:x}".rjust(width, "d") for i in range(10)]
+    assert len({len(n) for n in names}) == 1 and len(set(names)) == 10
+    want = [book.code(n) for n in names[:8]]
+    assert book.by_bytes(_rows(names[:8])) is not None  # built on first use
+    assert book.by_bytes(_rows(names[7::-1])).tolist() == want[::-1]
+    assert book.by_bytes(_rows([names[0], names[9]])) is None  # one unknown: look the batch up by name
+    assert book.names(np.array(want)).tolist() == names[:8]
+    book.code(names[9])
+    got = [book.by_bytes(_rows([names[9], names[1]])) for _ in range(10)]
+    assert all(g is None or g.tolist() == [8, 1] for g in got) and got[-1] is not None  # rebuilt in time
+
+
+def test_ids_whose_keys_collide_are_told_apart_by_their_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.connectors.codes as codes_module
+
+    monkeypatch.setattr(codes_module, "_keys", lambda rows: rows[:, 0].astype(np.uint64))  # all collide
+    book = DeviceCodes()
+    a, b, c = "sensor-0001", "sensor-0002", "sensor-0003"
+    book.code(a), book.code(b)
+    for ids in ([a], [b], [a, b], [c], [a, c]):
+        got = book.by_bytes(_rows(ids))
+        assert got is None or got.tolist() == [book.codes[d] for d in ids]
+    assert book.by_bytes(_rows([c])) is None
+
+
+def test_a_batch_of_known_devices_decodes_to_the_same_codes_and_names() -> None:
+    ids = [f"gateway-7.{i:04d}" for i in range(50)]
+    msgs = [("s", f'{{"device_id":"{d}","ts":"2024-05-01T10:00:01Z","temperature_c":20.5}}'.encode()) for d in ids]
+    first, _ = decode_batch(MessageBatch("t", msgs, 0.0))
+    for _ in range(3):  # the first batches build the byte table; then the ids take it
+        again, _ = decode_batch(MessageBatch("t", msgs[::-1], 0.0))
+    assert again.device_id.tolist() == ids[::-1] and again.codes.tolist() == first.codes.tolist()[::-1]
+    assert again.book == first.book
+    assert all(x is y for x, y in zip(again.device_id, first.device_id[::-1], strict=True))  # the table's names
+
+
+def test_a_new_byte_length_gets_its_table_at_once_in_a_large_book() -> None:
+    book = DeviceCodes()
+    for i in range(1000):
+        book.code(f"dev-{i:04d}")
+    assert book.by_bytes(_rows(["dev-0001"])) is not None
+    ids = [f"x{i}" for i in range(10, 20)]
+    assert book.by_bytes(_rows(ids)) is None
+    for d in ids:
+        book.code(d)
+    assert book.by_bytes(_rows(ids)).tolist() == list(range(1000, 1010))
