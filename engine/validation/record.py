@@ -45,10 +45,11 @@ def validate_record(schema: Schema, record: Any, *, decimal_comma: bool = False)
         by_name = _by_name(record)
     # A field's own name is its first candidate; its aliases are looked at only when one was given at all.
     aliased = not schema.alias_names.isdisjoint(by_name)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {}  # only values given (never None)
     problems: list[tuple[str, str]] = []
+    get = by_name.get
     for spec, candidates in schema.field_candidates:
-        found = by_name.get(spec.name)
+        found = get(spec.name)
         if found is None and aliased:
             for c in candidates:
                 if c in by_name:
@@ -59,6 +60,14 @@ def validate_record(schema: Schema, record: Any, *, decimal_comma: bool = False)
                 problems.append((rules.MISSING_FIELD, describe(spec, rules.MISSING_FIELD, None)))
             continue
         if type(found) is float and spec.kind == "float":  # a JSON number: its text would be repr(found)
+            if (  # `_check_float`, inline, for the usual value: finite and in range
+                found == found
+                and found not in _INFINITIES
+                and (spec.ge is None or found >= spec.ge)
+                and (spec.le is None or found <= spec.le)
+            ):
+                values[spec.name] = found
+                continue
             value, code = _check_float(spec, found)
             raw = None if code is None else rules.to_text(found)
         elif type(found) is int and spec.kind == "float":  # its text is str(found): a number, maybe infinite
@@ -71,7 +80,7 @@ def validate_record(schema: Schema, record: Any, *, decimal_comma: bool = False)
             problems.append((code, describe(spec, code, raw)))
         elif value is not None:
             values[spec.name] = value
-    if schema.at_least_one and not problems and all(values.get(n) is None for n in schema.at_least_one):
+    if schema.at_least_one and not problems and values.keys().isdisjoint(schema.at_least_one):
         problems.append((rules.NO_MEASUREMENT, no_measurement(schema)))
     if problems:
         return Problem(problems[0][0], "; ".join(m for _, m in problems))
