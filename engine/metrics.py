@@ -6,6 +6,7 @@ the default registry on /metrics for a flow process; the dashboard server expose
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,13 @@ MQTT_CONNECTED = Gauge("tidegate_mqtt_connected", "1 while the MQTT source parti
 MQTT_CONNECTS = Counter("tidegate_mqtt_connects_total", "MQTT (re)connections of the source.", ["client"])
 MQTT_ACKED = Counter("tidegate_mqtt_acked_total", "Messages acknowledged to the broker.", ["client"])
 OPEN_WINDOWS = Gauge("tidegate_open_windows", "Windows currently open.", ["flow", "shard"])
+
+
+@functools.lru_cache(maxsize=1024)
+def events(flow: str, step: str, outcome: str) -> Any:
+    """`EVENTS.labels(flow, step, outcome)`, resolved once per label set (`labels()` costs ~1 us a call, and
+    a flow counts a few outcomes per micro-batch)."""
+    return EVENTS.labels(flow, step, outcome)
 
 
 def observe_many(child: Any, values: np.ndarray) -> None:

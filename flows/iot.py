@@ -130,10 +130,10 @@ def load_config(path: str | Path | None = None, **sections: dict[str, Any]) -> I
 # -- steps ---------------------------------------------------------------------------------------------
 def _decode(batch: MessageBatch) -> tuple[Readings, list[DeadLetter], float]:
     readings, dead = decode_batch(batch)
-    metrics.EVENTS.labels(FLOW, "decode", "received").inc(len(batch.messages))
-    metrics.EVENTS.labels(FLOW, "decode", "accepted").inc(len(readings))
+    metrics.events(FLOW, "decode", "received").inc(len(batch.messages))
+    metrics.events(FLOW, "decode", "accepted").inc(len(readings))
     if dead:
-        metrics.EVENTS.labels(FLOW, "decode", "rejected").inc(len(dead))
+        metrics.events(FLOW, "decode", "rejected").inc(len(dead))
     return readings, dead, batch.received_at
 
 
@@ -193,12 +193,12 @@ class _WindowLogic(StatefulLogic[Readings, Any, bytes | None]):
         out: list[Any] = []
         if len(accepted):
             out.append(accepted)
-            metrics.EVENTS.labels(FLOW, "windows", "accepted").inc(len(accepted))
+            metrics.events(FLOW, "windows", "accepted").inc(len(accepted))
         if late:
             out.append(LateReadings([r for r, _ in late], value.received_at, [w for _, w in late]))
-            metrics.EVENTS.labels(FLOW, "windows", "late").inc(len(late))
+            metrics.events(FLOW, "windows", "late").inc(len(late))
         if dups:
-            metrics.EVENTS.labels(FLOW, "windows", "duplicate").inc(dups)
+            metrics.events(FLOW, "windows", "duplicate").inc(dups)
         if closed:
             out.append(WindowAggs(closed))
         return out, StatefulLogic.RETAIN
@@ -390,9 +390,9 @@ class _StorePartition(StatefulSinkPartition[Any, None]):
             batch = _concat(readings)
             stored = store.insert_new(SENSOR_READING, readings_columns(batch))
             now = self.clock()
-            metrics.EVENTS.labels(FLOW, "store", "stored").inc(stored)
+            metrics.events(FLOW, "store", "stored").inc(stored)
             if stored < len(batch):
-                metrics.EVENTS.labels(FLOW, "store", "duplicate").inc(len(batch) - stored)
+                metrics.events(FLOW, "store", "duplicate").inc(len(batch) - stored)
             metrics.observe_many(metrics.END_TO_END.labels(FLOW), now - batch.seconds)
         if late:
             dead.extend(self._late(late))
@@ -431,9 +431,9 @@ class _StorePartition(StatefulSinkPartition[Any, None]):
                     )
                 k += 1
         if known:
-            metrics.EVENTS.labels(FLOW, "store", "duplicate").inc(len(known))
+            metrics.events(FLOW, "store", "duplicate").inc(len(known))
         if out:
-            metrics.EVENTS.labels(FLOW, "store", "late_rejected").inc(len(out))
+            metrics.events(FLOW, "store", "late_rejected").inc(len(out))
         return out
 
     def snapshot(self) -> None:

@@ -278,8 +278,7 @@ _PAYLOAD = itemgetter(1)
 
 class _Layout(typing.NamedTuple):
     size: int  # bytes per record
-    heads: np.ndarray  # offsets of the string length headers
-    head_bytes: np.ndarray  # and their bytes
+    heads: tuple[tuple[int, int], ...]  # (offset, byte) of every string length header
     id_at: int
     ts_at: int
     floats: np.dtype  # the measurements, big-endian, at their offsets in a record
@@ -307,7 +306,8 @@ def _layout(id_len: int, ts_len: int) -> _Layout:
     dtype = np.dtype(
         {"names": list(floats), "formats": [">f8"] * len(floats), "offsets": list(floats.values()), "itemsize": at}
     )
-    return _Layout(at, np.array(heads), packed[heads], strings["device_id"], strings["ts"], dtype)
+    pairs = tuple(zip(heads, packed[heads].tolist(), strict=True))
+    return _Layout(at, pairs, strings["device_id"], strings["ts"], dtype)
 
 
 def _packed(flat: list[_Flat]) -> bytearray:
@@ -335,8 +335,9 @@ def _packed_columns(flat: list[_Flat]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if head != (1 if n < 16 else 3 if n < 65_536 else 5):
         return None
     grid = np.frombuffer(raw, dtype=np.uint8, count=n * lay.size, offset=head).reshape(n, lay.size)
-    if not (np.take(grid, lay.heads, axis=1) == lay.head_bytes).all():
-        return None
+    for at, byte in lay.heads:  # a column each: ~2x faster than one take of all of them
+        if not (grid[:, at] == byte).all():
+            return None
     width = len(first.ts)
     if width in _TS_SHAPES:
         ts_us, ok = _parse_shape(np.ascontiguousarray(grid[:, lay.ts_at : lay.ts_at + width].T), width)

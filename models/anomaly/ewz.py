@@ -165,9 +165,7 @@ class EwzState:
         changes nothing (cheaper than gathering and scattering when the round covers most slots)."""
         full = self._scratch(M * self.cap)[0][0]
         full.fill(np.nan)
-        grid = full.reshape(M, self.cap)
-        for i in range(M):
-            grid[i, at] = y[i]
+        full.reshape(M, self.cap)[:, at] = y
         stuck, spike, score = self._step(self.mq, self.f, full, self.cap)
         if stuck is not None or spike is not None:
             self._hits(rows, at, full, self.mq[0], self.f[2], stuck, spike, score, hits)
