@@ -385,20 +385,21 @@ class ShardWindows:
         self._max_ts[dev] = top[moved]
         self._seen_at[dev] = now
         self._floor[dev] = wm0[moved]
-        d = x - stats[at + _SHIFT * _M]
+        # Each field through a view that starts at it: `at` indexes every field, no shifted copies of it.
+        d = x - stats[_SHIFT * _M :][at]
         if complete:
             np.add.at(stats, at, 1.0)
         else:
             d[~valid] = 0.0
             np.add.at(stats, at, valid)
-        np.add.at(stats, at + _S1 * _M, d)
-        np.add.at(stats, at + _S2 * _M, d * d)
+        np.add.at(stats[_S1 * _M :], at, d)
+        np.add.at(stats[_S2 * _M :], at, d * d)
         if complete:  # no NaN on either side (every window already has a value): plain min/max
-            np.minimum.at(stats, at + _MIN * _M, x)
-            np.maximum.at(stats, at + _MAX * _M, x)
+            np.minimum.at(stats[_MIN * _M :], at, x)
+            np.maximum.at(stats[_MAX * _M :], at, x)
         else:
-            np.fmin.at(stats, at + _MIN * _M, x)
-            np.fmax.at(stats, at + _MAX * _M, x)
+            np.fmin.at(stats[_MIN * _M :], at, x)
+            np.fmax.at(stats[_MAX * _M :], at, x)
         np.add.at(self._count, cell, 1)
         np.maximum.at(self._last, cell, t)
         self._append_log(self._uid[cell], tu)
