@@ -215,3 +215,54 @@ def test_invalid_utf8_is_a_bad_json_dead_letter_not_a_crash() -> None:
     assert len(readings) == 2 and len(dead) == len(BAD_UTF8)
     assert [d.reason for d in dead] == ["bad_json"] * len(BAD_UTF8)
     assert all("\ufffd" in d.raw for d in dead)  # the raw text keeps the message, bad bytes replaced
+
+
+def _with(payload: bytes, **extra: object) -> bytes:
+    return payload[:-1] + b"," + msgspec.json.encode(extra)[1:]
+
+
+def test_keys_the_validator_ignores_are_learned_and_skipped_by_the_batch_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fleet whose payloads carry keys the schema does not know ("fw", "seq") must not put every payload
+    through the validator: after one batch those keys are skipped by the batch decoder, with the same
+    verdicts. Keys that name a field by alias or by a messy spelling are never learned."""
+    import engine.connectors.decode as decode
+
+    monkeypatch.setattr(decode, "_BATCH", decode._decoder(frozenset()))
+    judged: list[bytes] = []
+    verdict = decode._verdict
+    monkeypatch.setattr(decode, "_verdict", lambda p: judged.append(p) or verdict(p))
+    fleet = Fleet(FleetConfig(devices=30, seed=4, anomaly_rate=0.0, bad_rate=0.0))
+    ticks = [[(m.topic, _with(m.payload, fw="1.2", seq=k)) for m in fleet.tick(1_714_557_600.0 + k)] for k in range(3)]
+    for k in (1, 2):
+        ticks[k] += [
+            ("s", msgspec.json.encode({"device_id": "d1", "ts": "2024-05-01T10:00:00Z", "temp": 30.0})),  # alias
+            ("s", _with(_payload("d2", "2024-05-01T10:00:00Z"), Vibration_G=0.5)),  # a messy spelling of a field
+            ("s", _with(_payload("d3", "2024-05-01T10:00:00Z", temp=300.0), fw="1.2")),  # learned key, bad value
+        ]
+    for k, msgs in enumerate(ticks):
+        want = [decode_reading(p) for _, p in msgs]
+        judged.clear()
+        readings, dead = decode_batch(MessageBatch("t", msgs, 0.0))
+        assert [msgspec.structs.asdict(r) for r in readings.rows] == [
+            msgspec.structs.asdict(w) for w in want if isinstance(w, SensorReading)
+        ]
+        assert [(d.reason, d.message) for d in dead] == [(w.reason, w.message) for w in want if isinstance(w, Problem)]
+        assert len(judged) == (len(msgs) if k == 0 else 3)  # then only the alias, the messy key and the bad one
+    assert decode._BATCH.extras == {"fw", "seq"}
+    assert (readings.rows[-2].temperature_c, readings.rows[-1].vibration_g) == (30.0, 0.5)
+    assert [d.reason for d in dead] == ["out_of_range"]
+
+
+def test_keys_a_few_payloads_carry_are_left_to_the_validator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Learning costs every later batch the field-by-field columns: not worth it for a key in 1 payload of 40."""
+    import engine.connectors.decode as decode
+
+    monkeypatch.setattr(decode, "_BATCH", decode._decoder(frozenset()))
+    fleet = Fleet(FleetConfig(devices=40, seed=4, anomaly_rate=0.0, bad_rate=0.0))
+    msgs = [(m.topic, m.payload) for m in fleet.tick(1_714_557_600.0)]
+    msgs[7] = (msgs[7][0], _with(msgs[7][1], fw="1.2"))
+    readings, dead = decode_batch(MessageBatch("t", msgs, 0.0))
+    assert (len(readings), dead, decode._BATCH.extras) == (40, [], frozenset())
+    msgs[9] = (msgs[9][0], _with(msgs[9][1], fw="1.2"))  # 2 in 40: 5%, learned
+    decode_batch(MessageBatch("t", msgs, 0.0))
+    assert decode._BATCH.extras == {"fw"}
