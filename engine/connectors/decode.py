@@ -133,7 +133,6 @@ _RAW_NULL = msgspec.Raw(b"null")
 
 
 class _Decoder(typing.NamedTuple):
-    type: type[msgspec.Struct]
     decode: typing.Callable[[bytes], Any]
     nothing: Any  # stands in for a payload the decoder refused
     extras: frozenset[str]  # the keys it skips
@@ -141,7 +140,7 @@ class _Decoder(typing.NamedTuple):
 
 def _decoder(extras: frozenset[str]) -> _Decoder:
     if not extras:
-        return _Decoder(_Flat, _FLAT.decode, _Flat(device_id="", ts=""), extras)
+        return _Decoder(_FLAT.decode, _Flat(device_id="", ts=""), extras)
     skipped = [(f"_x{i}", msgspec.Raw, msgspec.field(name=k, default=_RAW_NULL)) for i, k in enumerate(sorted(extras))]
     kind = msgspec.defstruct(
         "_FlatExtra",
@@ -151,7 +150,7 @@ def _decoder(extras: frozenset[str]) -> _Decoder:
         frozen=True,
         gc=False,
     )
-    return _Decoder(kind, msgspec.json.Decoder(kind).decode, kind(device_id="", ts=""), extras)
+    return _Decoder(msgspec.json.Decoder(kind).decode, kind(device_id="", ts=""), extras)
 
 
 _BATCH = _decoder(frozenset())

@@ -52,7 +52,7 @@ class Readings(msgspec.Struct, frozen=True, eq=False):
     stored), `values` (float64, shape (n, 4), one column per `MEASUREMENTS` name, NaN where absent; any
     memory order: `decode_batch` hands out `values.T` contiguous, one measurement after the other).
     Accepted into their windows (not late, not already seen) once past the `windows` step.
-    `codes` (int64) and `book`: the decoder's device codes (`engine.connectors.codes`), or None."""
+    `codes` (int64, never negative) and `book`: the decoder's device codes (`engine.connectors.codes`), or None."""
 
     device_id: Any
     ts_us: Any
