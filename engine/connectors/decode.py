@@ -487,7 +487,7 @@ def decode_batch(batch: MessageBatch) -> tuple[Readings, list[DeadLetter]]:
                     DeadLetter(batch.source, position(topic, payload), raw, out.reason, out.message, batch.received_at)
                 )
                 continue
-            if len(obj) > len(_FIELDS) or not _FIELDS_SET.issuperset(obj):
+            if not _FIELDS_SET.issuperset(obj):  # keys beyond the flat fields
                 new = [k for k in obj if k not in _FIELDS_SET and k not in dec.extras and _harmless(k)]
                 if new:
                     extras.update(new)
